@@ -1,0 +1,147 @@
+"""One interface over the two ways skdml runs graphs.
+
+With a ``distributed.Client`` tasks are submitted as futures (worker restrictions, retries,
+priorities, speculation). Without one, the same tasks become ``dask.delayed`` nodes computed by
+Dask's threaded scheduler. Everything above this module is written once against ``Executor``.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import dask
+
+from .. import _config
+
+__all__ = ["Executor", "get_executor", "new_name"]
+
+_counter = itertools.count()
+
+
+def new_name(name):
+    """A fresh task-name prefix ``skdml-<name>-<token>`` (``name`` like ``"kmeans-lloyd"``).
+
+    The token starts with a digit, so Dask's ``key_split`` (used by the dashboard's task stream
+    and progress bars) reads the name as ``skdml-<name>``.
+    """
+    if not name.startswith("skdml-"):
+        name = f"skdml-{name}"
+    return f"{name}-{next(_counter)}{uuid.uuid4().hex[:12]}"
+
+
+class NoWorkersError(RuntimeError):
+    """Raised when the cluster has had no worker for longer than ``no_worker_timeout``."""
+
+
+class Executor:
+    """Submit tasks and wait for them, on a distributed Client or on the threaded scheduler.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        ``None`` selects Dask's local threaded scheduler.
+    """
+
+    def __init__(self, client=None):
+        self.client = client
+
+    @property
+    def distributed(self):
+        """True when tasks run on a distributed cluster."""
+        return self.client is not None
+
+    # -- submitting -----------------------------------------------------------------------
+    def submit(self, fn, *args, key, workers=None, retries=None, priority=0, **kwargs):
+        """Submit ``fn(*args, **kwargs)`` under ``key``; returns a Future or a Delayed.
+
+        ``workers`` is a preferred worker address (the task may still run elsewhere, e.g. when
+        that worker died); ``retries`` defaults to the ``skdml.config`` setting.
+        """
+        if retries is None:
+            retries = _config.get("retries")
+        if self.client is None:
+            return dask.delayed(fn, pure=False)(*args, dask_key_name=key, **kwargs)
+        return self.client.submit(
+            fn, *args, key=key, workers=None if workers is None else [workers],
+            allow_other_workers=workers is not None, retries=retries, priority=priority,
+            pure=False, **kwargs,
+        )
+
+    def submit_pinned(self, fn, *args, key, worker, retries=None, priority=0, **kwargs):
+        """Like :meth:`submit` but the task may run only on ``worker`` (backup copies)."""
+        if retries is None:
+            retries = _config.get("retries")
+        return self.client.submit(
+            fn, *args, key=key, workers=[worker], allow_other_workers=False,
+            retries=retries, priority=priority, pure=False, **kwargs,
+        )
+
+    # -- cluster facts --------------------------------------------------------------------
+    def nthreads(self):
+        """``{worker address: threads}``; one pseudo-worker ``None`` on the local scheduler."""
+        if self.client is None:
+            return {None: 1}
+        return self.client.nthreads()
+
+    # -- waiting --------------------------------------------------------------------------
+    def wait(self, handles, *, return_when="ALL_COMPLETED", timeout=None):
+        """Block until ``handles`` are finished, raising :class:`NoWorkersError` rather than
+        waiting forever when the cluster has no workers left.
+
+        With ``return_when="FIRST_COMPLETED"`` and ``timeout`` set, returns after at most
+        ``timeout`` seconds even if nothing finished.
+        """
+        if self.client is None or not handles:
+            return
+        from distributed import wait as dwait
+
+        limit = float(_config.get("no_worker_timeout"))
+        step = min(1.0, limit) if timeout is None else min(timeout, 1.0, limit)
+        start = time.monotonic()
+        no_workers_since = None
+        while True:
+            try:
+                dwait(handles, timeout=step, return_when=return_when)
+                return
+            except TimeoutError:
+                pass
+            if timeout is not None and time.monotonic() - start >= timeout:
+                return
+            if not self.client.nthreads():
+                now = time.monotonic()
+                no_workers_since = no_workers_since or now
+                if now - no_workers_since >= limit:
+                    raise NoWorkersError(
+                        f"The Dask cluster at {self.client.scheduler.address} has had no "
+                        f"workers for {limit:.0f} s, so the computation cannot finish. Start "
+                        "workers (or restart the cluster) and call again; the waiting limit is "
+                        "skdml.config 'no_worker_timeout'."
+                    )
+            else:
+                no_workers_since = None
+
+    def gather(self, handles):
+        """Results of ``handles`` (a handle or a list of handles) on the client."""
+        single = not isinstance(handles, (list, tuple))
+        items = [handles] if single else list(handles)
+        if self.client is None:
+            out = list(dask.compute(*items, scheduler="threads"))
+        else:
+            self.wait(items)
+            out = self.client.gather(items)
+        return out[0] if single else out
+
+    def cancel(self, handles):
+        """Release futures that are no longer needed (no-op for Delayed)."""
+        if self.client is not None and handles:
+            self.client.cancel(list(handles))
+
+
+def get_executor(client=None):
+    """The :class:`Executor` for ``client``, or for the active Client (``None``: threads)."""
+    if client is None:
+        from .._runtime import get_client
+
+        client = get_client()
+    return Executor(client)

@@ -1,0 +1,175 @@
+"""map_partitions: run a kernel on every row-partition, one task per worker thread."""
+from __future__ import annotations
+
+from .. import _config
+from ._executor import get_executor, new_name
+from ._partitions import Partitions, Parts, persist_partitions
+from ._speculation import run_speculative, timed_call
+
+__all__ = ["map_partitions", "Replicated"]
+
+
+class Replicated(dict):
+    """One copy of a value per worker: ``{worker address: handle}``.
+
+    Returned by :func:`broadcast` and :func:`allreduce`. Passed as an argument to
+    :func:`map_partitions`, each task receives the copy held by its own worker, so the value
+    is never shipped per partition.
+    """
+
+    def for_worker(self, worker):
+        """The copy on ``worker``, or any copy when that worker holds none."""
+        if worker in self:
+            return self[worker]
+        return next(iter(self.values()))
+
+    def any(self):
+        """One of the copies (for bringing the value to the client)."""
+        return next(iter(self.values()))
+
+
+def _run_group(fn, blocks_list, indices, args, kwargs, combine, with_index, single):
+    out = None
+    results = []
+    for blocks, i in zip(blocks_list, indices):
+        kw = dict(kwargs)
+        if with_index:
+            kw["partition"] = i
+        r = fn(*blocks, *args, **kw)
+        if combine is not None:
+            out = r if out is None else combine(out, r)
+        else:
+            results.append(r)
+    if combine is not None:
+        return out
+    return results[0] if single else results
+
+
+def _as_partitions(data, ex):
+    if isinstance(data, Partitions):
+        return data
+    if hasattr(data, "dask") and hasattr(data, "chunks"):  # a Dask array
+        return persist_partitions(data, client=ex.client)
+    if isinstance(data, (list, tuple)):
+        handles = list(data)
+        workers = list(getattr(data, "workers", [None] * len(handles)))
+        if ex.distributed and any(w is None for w in workers):
+            ex.wait([h for h in handles if hasattr(h, "key")])
+            who = ex.client.who_has([h for h in handles if hasattr(h, "key")])
+            workers = [(sorted(who.get(getattr(h, "key", None), ())) or [None])[0]
+                       for h in handles]
+        return Partitions(blocks=[(h,) for h in handles], workers=workers,
+                          lengths=[0] * len(handles), nthreads=ex.nthreads())
+    raise TypeError(
+        "map_partitions takes a Dask array, the Partitions from persist_partitions, or a list "
+        f"of futures; got {type(data).__name__}."
+    )
+
+
+def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, retries=None,
+                   speculative=None, with_index=False, client=None, **kwargs):
+    """Run ``fn`` on every row-partition of ``data`` on the cluster.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*blocks, *args, **kwargs)`` where ``blocks`` are the partition's arrays (for data
+        persisted from ``X, y`` that is ``X_i, y_i``). Must be pure and deterministic: a retried
+        or speculative copy must give the same answer.
+    data : Partitions, dask.array.Array or list of futures
+        The partitions. A Dask array is persisted first (use :func:`persist_partitions` once
+        and pass its result when mapping repeatedly).
+    *args
+        Extra arguments. A :class:`Replicated` value (from :func:`broadcast` or
+        :func:`allreduce`) is replaced in each task by the copy held by the task's worker.
+    name : str, default="map"
+        Task names become ``skdml-<name>-<token>``; use ``"<algorithm>-<stage>"``, e.g.
+        ``"kmeans-lloyd"``, so the dashboard reads like the algorithm.
+    combine : callable, default=None
+        Associative, commutative ``combine(a, b)``. When given, each task folds the results of
+        its partitions into one (the local pre-reduction before :func:`tree_reduce`).
+    group_by : {"worker", "partition"} or int, default=None
+        ``"worker"`` (the default, from ``skdml.config``): one task per worker thread, over the
+        partitions that worker holds; each task dependency hop costs milliseconds, so fewer,
+        bigger tasks are cheaper. ``"partition"``: one task per partition (finer-grained, which
+        gives speculation more to work with). An int ``k``: tasks of at most ``k`` partitions.
+    retries : int, default=None
+        How often a task that raises is retried (default from ``skdml.config``).
+    speculative : bool, default=None
+        Launch backup copies of straggling tasks (default from ``skdml.config``). Only on a
+        distributed cluster with two or more workers; the call then returns once every task has
+        a finished copy.
+    with_index : bool, default=False
+        Pass ``partition=i`` (the partition's index) to ``fn``, e.g. to derive seeds.
+    client : distributed.Client, default=None
+        By default the active Client, else Dask's threaded scheduler (no speculation).
+    **kwargs
+        Keyword arguments for ``fn``.
+
+    Returns
+    -------
+    Parts
+        One handle per task (a ``distributed.Future``, or a ``Delayed`` on the local scheduler)
+        holding ``fn``'s result for the task's partitions: folded by ``combine`` when given,
+        else a list of per-partition results (the result itself with ``"partition"``).
+        ``Parts.workers`` and ``Parts.partitions`` say where each ran and what it covers.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from skdml.parallel import map_partitions, tree_reduce
+    >>> X = da.ones((100, 3), chunks=(25, 3))
+    >>> sums = map_partitions(lambda b: b.sum(axis=0), X, combine=lambda a, b: a + b)
+    >>> tree_reduce(sums, lambda a, b: a + b).compute()
+    array([100., 100., 100.])
+    """
+    ex = get_executor(client)
+    parts = _as_partitions(data, ex)
+    group_by = _config.get("group_by") if group_by is None else group_by
+    speculative = _config.get("speculative") if speculative is None else speculative
+    groups = parts.groups(group_by) if ex.distributed else [
+        (None, [i]) for i in range(parts.n_partitions)]
+    single = group_by == "partition" or not ex.distributed
+    speculate = bool(speculative) and ex.distributed and len(ex.nthreads()) > 1 \
+        and len(groups) > 1
+    prefix = new_name(name)
+
+    def task_args(worker, idx):
+        sub = tuple(a.for_worker(worker) if isinstance(a, Replicated) else a for a in args)
+        subkw = {k: v.for_worker(worker) if isinstance(v, Replicated) else v
+                 for k, v in kwargs.items()}
+        return ([parts.blocks[i] for i in idx], idx, sub, subkw, combine, with_index, single)
+
+    handles = []
+    for j, (worker, idx) in enumerate(groups):
+        targs = task_args(worker, idx)
+        if speculate:
+            h = ex.submit(timed_call, _run_group, fn, *targs, key=(prefix, j), workers=worker,
+                          retries=retries)
+        else:
+            h = ex.submit(_run_group, fn, *targs, key=(prefix, j), workers=worker,
+                          retries=retries)
+        handles.append(h)
+    workers = [w for w, _ in groups]
+    if speculate:
+        backup_prefix = new_name(f"{name}-backup")
+
+        def make_backup(j, exclude):
+            choices = [w for w in ex.nthreads() if w != exclude]
+            if not choices:
+                return handles[j]
+            load = ex.client.processing(workers=choices)
+            target = min(choices, key=lambda w: len(load.get(w, ())))
+            worker, idx = groups[j]
+            # The backup runs the copy of the worker's value that sits on its own worker.
+            return ex.submit_pinned(_run_group, fn, *task_args(target, idx),
+                                    key=(backup_prefix, j), worker=target, retries=retries,
+                                    priority=100)
+
+        winners, n_backups = run_speculative(ex, handles, make_backup)
+        result = Parts(winners, workers=workers, partitions=[idx for _, idx in groups])
+        result.n_backups = n_backups
+        return result
+    result = Parts(handles, workers=workers, partitions=[idx for _, idx in groups])
+    result.n_backups = 0
+    return result

@@ -1,0 +1,29 @@
+"""Shared fixtures: one in-process cluster for the session (cheap), process clusters where
+processes matter (fault tests), as measured in shared/FACTS.md."""
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+# distributed.utils_test's fixtures (client, loop, cleanup, ...) for tests that need a fresh
+# subprocess cluster; use them sparingly, each costs seconds.
+from distributed.utils_test import cleanup, client, cluster_fixture, loop, loop_in_thread  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def session_cluster():
+    """Two single-threaded in-process workers, shared by the whole session."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=":0", memory_limit="2GiB") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def c(session_cluster):
+    """A Client on the session cluster, set as default for the test and closed after it."""
+    with Client(session_cluster, set_as_default=True) as client:
+        yield client
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
