@@ -1,0 +1,211 @@
+"""tree_reduce, aggregate, allreduce and broadcast against NumPy references."""
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.utils import key_split
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import skdml
+from skdml.parallel import (
+    Replicated,
+    aggregate,
+    allreduce,
+    broadcast,
+    map_partitions,
+    persist_partitions,
+    tree_reduce,
+)
+
+
+def add(a, b):
+    return {k: a[k] + b[k] for k in a} if isinstance(a, dict) else a + b
+
+
+def _values(p, shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(p)]
+
+
+# -- tree_reduce -------------------------------------------------------------------------------
+@pytest.mark.parametrize("split_every", [2, 3, 8])
+@pytest.mark.parametrize("p", [1, 2, 5, 9, 17])
+def test_tree_reduce_local_matches_numpy(p, split_every):
+    vals = _values(p, (3, 2), np.float64)
+    out = tree_reduce([dask.delayed(v) for v in vals], add, split_every=split_every)
+    assert_allclose(out.compute(), np.sum(vals, axis=0))
+
+
+def test_tree_reduce_depth_is_logarithmic():
+    parts = [dask.delayed(i) for i in range(17)]
+    out = tree_reduce(parts, add, split_every=2, name="t-depth")
+    graph = dict(out.__dask_graph__())
+    levels = {k[1] for k in graph if isinstance(k, tuple) and k[0].startswith("skdml-t-depth")}
+    assert len(levels) == 5  # ceil(log2(17)), never a linear chain of 16
+    assert out.compute() == sum(range(17))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(p=st.integers(1, 17), split_every=st.integers(2, 8),
+       shape=st.sampled_from([(), (1,), (7,), (3, 4)]),
+       dtype=st.sampled_from([np.float32, np.float64, np.int64]))
+def test_tree_reduce_distributed_hypothesis(c, p, split_every, shape, dtype):
+    vals = _values(p, shape, np.float64)
+    vals = [np.asarray(v * 10).astype(dtype) for v in vals]
+    futs = c.scatter(vals, hash=False)
+    out = tree_reduce(futs, add, split_every=split_every).result()
+    assert_allclose(out, np.sum(vals, axis=0), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.asarray(out).dtype == dtype
+    assert aggregate(futs, add, split_every=split_every) == pytest.approx(out, rel=1e-5)
+
+
+def test_tree_reduce_dict_and_tuple_payloads(c):
+    vals = [{"sums": np.full((2, 3), i, float), "counts": np.arange(2.0) + i} for i in range(6)]
+    out = tree_reduce(c.scatter(vals, hash=False), add, split_every=2).result()
+    assert_allclose(out["sums"], np.full((2, 3), 15.0))
+    assert_allclose(out["counts"], np.array([15.0, 21.0]))
+    tup = [(np.ones(2) * i, i) for i in range(4)]
+    out = tree_reduce(c.scatter(tup, hash=False), lambda a, b: (a[0] + b[0], a[1] + b[1])).result()
+    assert_allclose(out[0], [6.0, 6.0]) and out[1] == 6
+
+
+def test_tree_reduce_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="at least one"):
+        tree_reduce([], add)
+    with pytest.raises(ValueError, match="split_every must be an int >= 2"):
+        tree_reduce([dask.delayed(1)], add, split_every=1)
+
+
+# -- allreduce ---------------------------------------------------------------------------------
+def _reference(vals, op):
+    stack = np.stack(vals)
+    return {"sum": stack.sum(0), "mean": stack.mean(0), "max": stack.max(0),
+            "min": stack.min(0)}[op]
+
+
+@pytest.mark.parametrize("shard", [False, True])
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("p", [1, 2, 5, 17])
+def test_allreduce_matches_numpy_everywhere(c, p, op, shard):
+    vals = _values(p, (5, 3), np.float64, seed=p)
+    workers = list(c.nthreads())
+    futs = [c.submit(lambda v: v, v, workers=[workers[i % len(workers)]], pure=False)
+            for i, v in enumerate(vals)]
+    rep = allreduce(futs, op=op, shard=shard)
+    assert isinstance(rep, Replicated)
+    expected = _reference(vals, op)
+    results = {w: f.result() for w, f in rep.items()}
+    assert set(results) == {workers[i % len(workers)] for i in range(p)}
+    for value in results.values():
+        assert_allclose(value, expected, rtol=1e-12)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(p=st.integers(1, 17), size=st.integers(1, 40), shard=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_allreduce_dict_payload_hypothesis(c, p, size, shard, dtype):
+    rng = np.random.default_rng(size)
+    vals = [{"coef": rng.standard_normal((2, size)).astype(dtype),
+             "bias": (rng.standard_normal(2).astype(dtype),)} for _ in range(p)]
+    rep = allreduce(c.scatter(vals, hash=False), op="sum", shard=shard)
+    for out in (f.result() for f in rep.values()):
+        assert out["coef"].dtype == dtype and out["coef"].shape == (2, size)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert_allclose(out["coef"], sum(v["coef"] for v in vals), rtol=tol, atol=tol)
+        assert_allclose(out["bias"][0], sum(v["bias"][0] for v in vals), rtol=tol, atol=tol)
+
+
+def test_allreduce_local_scheduler_and_callable_op():
+    vals = _values(4, (3,), np.float64)
+    rep = allreduce([dask.delayed(v) for v in vals], op=np.maximum)
+    assert_allclose(rep.any().compute(), np.max(vals, axis=0))
+    with pytest.raises(ValueError, match="op must be"):
+        allreduce([dask.delayed(vals[0])], op="median")
+
+
+def test_allreduce_result_feeds_next_stage_on_each_worker(c):
+    X = da.from_array(np.arange(40.0).reshape(20, 2), chunks=(5, 2))
+    parts = persist_partitions(X)
+    sums = map_partitions(lambda b: b.sum(0), parts, combine=add, name="t-ar-sum")
+    total = allreduce(sums, op="sum", name="t-ar")
+    # each task receives its own worker's copy (Replicated arguments are substituted)
+    scaled = map_partitions(lambda b, t: b / t, parts, total, name="t-ar-scale")
+    out = np.concatenate([np.concatenate(v) if isinstance(v, list) else v
+                          for v in c.gather(list(scaled))])
+    idx = [i for p in scaled.partitions for i in p]
+    expected = np.arange(40.0).reshape(20, 2) / np.arange(40.0).reshape(20, 2).sum(0)
+    assert_allclose(out, np.concatenate([expected[5 * i:5 * i + 5] for i in idx]))
+
+
+# -- broadcast, map_partitions -----------------------------------------------------------------
+def test_broadcast_one_copy_per_worker(c):
+    rep = broadcast(np.arange(3.0))
+    assert set(rep) == set(c.nthreads())
+    c.gather(list(rep.values()))
+    who = c.who_has(list(rep.values()))
+    for w, f in rep.items():
+        assert w in who[f.key]
+        assert_array_equal(f.result(), np.arange(3.0))
+
+
+@pytest.mark.parametrize("group_by", ["worker", "partition", 2])
+@pytest.mark.parametrize("chunks", [(100,), (30, 30, 30, 10), (7,) * 14 + (2,)])
+def test_map_partitions_groups_cover_every_partition(c, group_by, chunks):
+    X = da.from_array(np.arange(200.0).reshape(100, 2), chunks=(chunks, 2))
+    parts = persist_partitions(X)
+    out = map_partitions(lambda b: b.sum(0), parts, combine=add, group_by=group_by,
+                         name="t-group")
+    covered = sorted(i for p in out.partitions for i in p)
+    assert covered == list(range(len(chunks)))
+    if group_by == "worker":
+        assert len(out) <= sum(c.nthreads().values())
+    assert_allclose(aggregate(out, add), np.arange(200.0).reshape(100, 2).sum(0))
+    assert_allclose(tree_reduce(out, add, split_every=2).result(),
+                    np.arange(200.0).reshape(100, 2).sum(0))
+
+
+def test_map_partitions_with_index_and_kwargs_local_scheduler():
+    X = da.ones((12, 2), chunks=(4, 2))
+    out = map_partitions(lambda b, scale, partition: b.sum() * scale + partition, X, scale=2.0,
+                         with_index=True)
+    assert sorted(dask.compute(*out)) == [16.0, 17.0, 18.0]
+
+
+def test_map_partitions_rejects_unknown_data():
+    with pytest.raises(TypeError, match="takes a Dask array"):
+        map_partitions(lambda b: b, "not data")
+
+
+def test_persist_partitions_checks_alignment_and_feature_chunks():
+    X = da.ones((10, 4), chunks=(5, 2))
+    with pytest.raises(ValueError, match="Only the row axis"):
+        persist_partitions(X)
+    with pytest.raises(ValueError, match="same row chunks"):
+        persist_partitions(da.ones((10, 2), chunks=(5, 2)), da.ones(10, chunks=3))
+    parts = persist_partitions(da.ones((10, 2), chunks=(5, 2)), None, da.ones(10, chunks=5))
+    assert parts.blocks[0][1] is None and parts.n_samples == 10
+
+
+def test_task_names_read_like_the_algorithm(c):
+    X = da.ones((20, 2), chunks=(5, 2))
+    parts = persist_partitions(X)
+    out = map_partitions(lambda b: b.sum(0), parts, combine=add, name="kmeans-lloyd")
+    red = tree_reduce(out, add, name="kmeans-reduce", split_every=2)
+    rep = allreduce(out, name="sgd-allreduce", shard=True)
+    keys = [f.key for f in out] + [red.key] + [f.key for f in rep.values()]
+    names = {key_split(k) for k in keys}
+    assert "skdml-kmeans-lloyd" in names
+    assert all(n.startswith("skdml-") for n in names)
+    assert {"skdml-kmeans-reduce", "skdml-sgd-allreduce-gather"} <= names | {key_split(red.key)}
+
+
+def test_config_set_and_get():
+    assert skdml.config.get("split_every") == 8
+    with skdml.config.set(split_every=3, speculative=False):
+        assert skdml.config.get("split_every") == 3
+        assert skdml.config.get("speculative") is False
+    assert skdml.config.get("speculative") is True
+    with pytest.raises(KeyError, match="Unknown skdml setting"):
+        skdml.config.set(not_a_setting=1)
