@@ -3,7 +3,7 @@
 Estimators take NumPy, pandas, xarray or Dask input (NumPy or CuPy chunks) and run on the active
 ``distributed.Client`` when there is one, else on Dask's local threaded scheduler.
 """
-from . import _config as config
+from . import config
 from ._runtime import get_client, local_cluster, show_versions
 from ._version import __version__
 

@@ -55,18 +55,32 @@ class Executor:
     def submit(self, fn, *args, key, workers=None, retries=None, priority=0, **kwargs):
         """Submit ``fn(*args, **kwargs)`` under ``key``; returns a Future or a Delayed.
 
-        ``workers`` is a preferred worker address (the task may still run elsewhere, e.g. when
-        that worker died); ``retries`` defaults to the ``skdml.config`` setting.
+        ``workers`` is a preferred worker address or list of addresses (the task may still run
+        elsewhere, e.g. when that worker died); ``retries`` defaults to the ``skdml.config`` setting.
         """
         if retries is None:
             retries = _config.get("retries")
         if self.client is None:
             return dask.delayed(fn, pure=False)(*args, dask_key_name=key, **kwargs)
+        if isinstance(workers, str):
+            workers = [workers]
         return self.client.submit(
-            fn, *args, key=key, workers=None if workers is None else [workers],
-            allow_other_workers=workers is not None, retries=retries, priority=priority,
-            pure=False, **kwargs,
+            fn, *args, key=key, workers=workers, allow_other_workers=workers is not None,
+            retries=retries, priority=priority, pure=False, **kwargs,
         )
+
+    def free_workers(self):
+        """Workers to prefer for follow-up tasks: ``None`` (any) unless some worker is still
+        running the losing copy of a speculated task, in which case the others."""
+        if self.client is None:
+            return None
+        from ._speculation import busy_workers
+
+        busy = busy_workers(self)
+        if not busy:
+            return None
+        free = [w for w in self.client.nthreads() if w not in busy]
+        return free or None
 
     def submit_pinned(self, fn, *args, key, worker, retries=None, priority=0, **kwargs):
         """Like :meth:`submit` but the task may run only on ``worker`` (backup copies)."""

@@ -140,26 +140,30 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
                  for k, v in kwargs.items()}
         return ([parts.blocks[i] for i in idx], idx, sub, subkw, combine, with_index, single)
 
+    # No worker restrictions: every input of a group sits on the group's worker, so the
+    # scheduler places the task there by data locality, and work stealing stays free to move
+    # a queued task away from a straggling worker.
     handles = []
     for j, (worker, idx) in enumerate(groups):
         targs = task_args(worker, idx)
         if speculate:
-            h = ex.submit(timed_call, _run_group, fn, *targs, key=(prefix, j), workers=worker,
-                          retries=retries)
+            h = ex.submit(timed_call, _run_group, fn, *targs, key=(prefix, j), retries=retries)
         else:
-            h = ex.submit(_run_group, fn, *targs, key=(prefix, j), workers=worker,
-                          retries=retries)
+            h = ex.submit(_run_group, fn, *targs, key=(prefix, j), retries=retries)
         handles.append(h)
     workers = [w for w, _ in groups]
     if speculate:
         backup_prefix = new_name(f"{name}-backup")
+
+        placed = {}  # backups sent to each worker in this stage (not yet seen by the scheduler)
 
         def make_backup(j, exclude):
             choices = [w for w in ex.nthreads() if w != exclude]
             if not choices:
                 return handles[j]
             load = ex.client.processing(workers=choices)
-            target = min(choices, key=lambda w: len(load.get(w, ())))
+            target = min(choices, key=lambda w: len(load.get(w, ())) + placed.get(w, 0))
+            placed[target] = placed.get(target, 0) + 1
             worker, idx = groups[j]
             # The backup runs the copy of the worker's value that sits on its own worker.
             return ex.submit_pinned(_run_group, fn, *task_args(target, idx),

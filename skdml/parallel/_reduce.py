@@ -162,6 +162,7 @@ def tree_reduce(parts, combine, *, split_every=None, name="reduce", client=None)
     if not handles:
         raise ValueError("tree_reduce needs at least one partial result; got none.")
     ex = get_executor(client)
+    free = ex.free_workers()
     level = 0
     prefix = new_name(name)
     while len(handles) > 1:
@@ -171,7 +172,8 @@ def tree_reduce(parts, combine, *, split_every=None, name="reduce", client=None)
             if len(group) == 1:
                 nxt.append(group[0])
                 continue
-            nxt.append(ex.submit(_fold, combine, *group, key=(prefix, level, j // split_every)))
+            nxt.append(ex.submit(_fold, combine, *group, key=(prefix, level, j // split_every),
+                                 workers=free))
         handles = nxt
         level += 1
     return handles[0]
@@ -211,8 +213,10 @@ def aggregate(parts, combine, *, split_every=None, name="reduce", client=None):
         groups = -(-len(handles) // split_every)
         prefix = new_name(name)
         size = -(-len(handles) // groups)
+        free = ex.free_workers()
         handles = [
-            ex.submit(_fold, combine, *handles[j:j + size], key=(prefix, 0, j // size))
+            ex.submit(_fold, combine, *handles[j:j + size], key=(prefix, 0, j // size),
+                      workers=free)
             if len(handles[j:j + size]) > 1 else handles[j]
             for j in range(0, len(handles), size)
         ]
@@ -316,7 +320,8 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     shard : bool, default=None
         Force (True) or forbid (False) the sharded exchange; by default it is used when the
         value is at least ``skdml.config`` ``allreduce_shard_threshold`` bytes and there are
-        at least two workers.
+        at least three workers (with two, sharding moves the same bytes per worker and costs
+        one more task hop).
     client : distributed.Client, default=None
         By default the active Client, else Dask's threaded scheduler.
 
@@ -358,9 +363,10 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
             _fold, combine, *hs, key=(local_name, str(w)), workers=w)
     n = len(order)
     if shard is None:
-        if nbytes is None:
-            nbytes = _nbytes_of(ex, list(local.values()))
-        shard = n > 1 and nbytes >= _config.get("allreduce_shard_threshold")
+        # With two workers sharding moves the same bytes per worker as tree + broadcast and
+        # costs one more task hop (benchmarks/RESULTS.md), so it starts at three workers.
+        shard = n > 2 and (nbytes if nbytes is not None else _nbytes_of(
+            ex, list(local.values()))) >= _config.get("allreduce_shard_threshold")
     if not shard or n == 1:
         root = tree_reduce([local[w] for w in order], combine, name=f"{name}-tree",
                            client=client)

@@ -65,6 +65,40 @@ def _task_times(keys):
     return out
 
 
+# Workers still executing a copy that lost the race: Python threads cannot be interrupted, so
+# such a worker has one thread busy for a while. Follow-up tasks avoid it while it is.
+_ABANDONED = {}
+
+
+def _abandon(worker, key):
+    if worker is not None:
+        with _LOCK:
+            _ABANDONED[worker] = (key, time.monotonic())
+
+
+def _running(keys, dask_worker=None):
+    return [k for k in keys if k in dask_worker.active_keys]
+
+
+def busy_workers(ex):
+    """Workers still running an abandoned (losing) copy of a task; asks them only when the
+    driver has abandoned any copy, so it costs nothing in the common case."""
+    with _LOCK:
+        pending = dict(_ABANDONED)
+    if not pending or not ex.distributed:
+        return set()
+    alive = set(ex.client.nthreads())
+    targets = [w for w in pending if w in alive]
+    running = ex.client.run(_running, [pending[w][0] for w in targets], workers=targets) \
+        if targets else {}
+    busy = {w for w in targets if pending[w][0] in running.get(w, [])}
+    with _LOCK:
+        for w in pending:
+            if w not in busy and _ABANDONED.get(w) == pending[w]:
+                del _ABANDONED[w]
+    return busy
+
+
 def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=None,
                     interval=None, min_duration=None):
     """Wait for a stage of futures, launching backup copies of stragglers.
@@ -92,6 +126,11 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
     min_duration = (_config.get("speculation_min_duration") if min_duration is None
                     else min_duration)
     n = len(originals)
+    # Fast path: tasks shorter than min_duration are never backed up, so wait for the whole
+    # stage that long first; a stage with no straggler costs exactly one ordinary wait.
+    ex.wait(list(originals), timeout=min_duration)
+    if all(f.done() for f in originals) and all(f.status == "finished" for f in originals):
+        return list(originals), 0
     copies = {i: [f] for i, f in enumerate(originals)}
     winners = [None] * n
     undecided = set(range(n))
@@ -99,6 +138,7 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
     threshold = max(1, int(quantile * n))
     n_backups = 0
     durations = []
+    times = {}
     last_check = 0.0
     while undecided:
         live = [f for i in undecided for f in copies[i] if not f.done()]
@@ -112,6 +152,10 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
                 winners[i] = ok[0]
                 undecided.discard(i)
                 losers = [f for f in copies[i] if f is not ok[0]]
+                for f in losers:
+                    info = times.get(f.key) if f is originals[i] else None
+                    if info is not None:
+                        _abandon(info[2], f.key)
                 ex.cancel(losers)
             elif done and len(done) == len(copies[i]):
                 # every copy failed: surface the task's own exception
@@ -132,12 +176,25 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
         if not durations:
             continue
         limit = max(multiplier * statistics.median(durations), min_duration)
+        slow_workers = set()
         for i in sorted(undecided):
             if len(copies[i]) > 1:
                 continue  # one backup per task, like Spark
             info = times.get(originals[i].key)
             if info is None or info[1] or info[0] <= limit:
                 continue  # not started yet, finished, or not slow
+            slow_workers.add(info[2])
             copies[i].append(make_backup(i, info[2]))
             n_backups += 1
+        if slow_workers:
+            # Dask assigns tasks to workers ahead of time: tasks queued behind a straggler on
+            # its worker would wait for it, so they get a copy elsewhere too.
+            queued = ex.client.processing(workers=sorted(slow_workers))
+            for w, keys in queued.items():
+                keys = set(keys)
+                for i in sorted(undecided):
+                    k = originals[i].key
+                    if len(copies[i]) == 1 and k in keys and k not in times:
+                        copies[i].append(make_backup(i, w))
+                        n_backups += 1
     return winners, n_backups
