@@ -6,6 +6,7 @@ Every estimator maps a pure per-partition kernel over persisted row-partitions w
 needs it); :func:`broadcast` ships small model state once per worker. Tasks are named
 ``skdml-<algorithm>-<stage>`` so the Dask dashboard reads like the algorithm.
 """
+from ._driver import CLUSTER_ERRORS, run_step
 from ._executor import Executor, NoWorkersError, get_executor
 from ._map import Replicated, map_partitions
 from ._partitions import Partitions, Parts, persist_partitions
@@ -20,6 +21,8 @@ __all__ = [
     "aggregate",
     "allreduce",
     "broadcast",
+    "CLUSTER_ERRORS",
+    "run_step",
     "get_executor",
     "map_partitions",
     "persist_partitions",

@@ -159,6 +159,9 @@ def persist_partitions(*arrays, client=None):
                 futures[f.key] = f
         cols = [[futures[k] for k in _row_keys(a)] for a in persisted]
         ex.wait([f for col in cols for f in col])
+        for f in (f for col in cols for f in col):
+            if f.status == "error":
+                f.result()  # raise the partition's own error (e.g. NaN found by a check)
         who = ex.client.who_has(cols[0])
         workers = [(sorted(who.get(f.key, ())) or [None])[0] for f in cols[0]]
         nthreads = ex.nthreads()
