@@ -116,7 +116,8 @@ class Executor:
         no_workers_since = None
         while True:
             try:
-                dwait(handles, timeout=step, return_when=return_when)
+                with self.client.as_current():  # the client given, not only the default one
+                    dwait(handles, timeout=step, return_when=return_when)
                 return
             except TimeoutError:
                 pass

@@ -137,14 +137,13 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
     # Spark's rule: speculation starts once floor(quantile * n) tasks finished (at least one).
     threshold = max(1, int(quantile * n))
     n_backups = 0
-    durations = []
     times = {}
     last_check = 0.0
     while undecided:
         live = [f for i in undecided for f in copies[i] if not f.done()]
-        armed = (n - len(undecided)) >= threshold
+        started = n > len(undecided)  # at least one task finished: a median exists
         if live:
-            ex.wait(live, return_when="FIRST_COMPLETED", timeout=interval if armed else None)
+            ex.wait(live, return_when="FIRST_COMPLETED", timeout=interval if started else None)
         for i in list(undecided):
             done = [f for f in copies[i] if f.done()]
             ok = [f for f in done if f.status == "finished"]
@@ -161,10 +160,9 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
                 # every copy failed: surface the task's own exception
                 ex.cancel([f for j in undecided for f in copies[j] if j != i])
                 done[0].result()
-        if not undecided or (n - len(undecided)) < threshold:
-            continue
+        n_done = n - len(undecided)
         now = time.monotonic()
-        if now - last_check < interval:
+        if not undecided or n_done == 0 or now - last_check < interval:
             continue
         last_check = now
         # Ask the workers how long each task has been executing (and how long finished ones took).
@@ -175,26 +173,33 @@ def run_speculative(ex, originals, make_backup, *, quantile=None, multiplier=Non
         durations = [times[k][0] for k in keys if k in times and times[k][1]]
         if not durations:
             continue
-        limit = max(multiplier * statistics.median(durations), min_duration)
+        median = statistics.median(durations)
+        limit = max(multiplier * median, min_duration)
+        # Poll less often for long tasks: a tenth of their median duration.
+        interval = max(interval, 0.1 * median)
+        slow = {i: times[originals[i].key] for i in undecided if len(copies[i]) == 1
+                and originals[i].key in times and not times[originals[i].key][1]
+                and times[originals[i].key][0] > limit}
+        if not slow:
+            continue
+        processing = ex.client.processing()
+        # Spark's rule (quantile of the stage finished), or: a thread is idle while a task
+        # straggles. Dask assigns tasks to workers ahead of time, so tasks queued behind a
+        # straggler cannot finish and the quantile alone might never be reached.
+        idle = any(not ks for ks in processing.values())
+        if n_done < threshold and not idle:
+            continue
         slow_workers = set()
-        for i in sorted(undecided):
-            if len(copies[i]) > 1:
-                continue  # one backup per task, like Spark
-            info = times.get(originals[i].key)
-            if info is None or info[1] or info[0] <= limit:
-                continue  # not started yet, finished, or not slow
+        for i, info in slow.items():
             slow_workers.add(info[2])
             copies[i].append(make_backup(i, info[2]))
             n_backups += 1
-        if slow_workers:
-            # Dask assigns tasks to workers ahead of time: tasks queued behind a straggler on
-            # its worker would wait for it, so they get a copy elsewhere too.
-            queued = ex.client.processing(workers=sorted(slow_workers))
-            for w, keys in queued.items():
-                keys = set(keys)
-                for i in sorted(undecided):
-                    k = originals[i].key
-                    if len(copies[i]) == 1 and k in keys and k not in times:
-                        copies[i].append(make_backup(i, w))
-                        n_backups += 1
+        # Tasks queued behind a straggler on its worker would wait for it: copy them too.
+        for w in slow_workers:
+            queued = set(processing.get(w, ()))
+            for i in sorted(undecided):
+                k = originals[i].key
+                if len(copies[i]) == 1 and k in queued and k not in times:
+                    copies[i].append(make_backup(i, w))
+                    n_backups += 1
     return winners, n_backups
