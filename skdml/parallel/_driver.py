@@ -14,9 +14,9 @@ logger = logging.getLogger("skdml")
 def _cluster_errors():
     errors = [OSError]  # includes ConnectionError
     try:
-        from distributed.client import FutureCancelledError
+        from distributed.client import FutureCancelledError, FuturesCancelledError
 
-        errors.append(FutureCancelledError)
+        errors += [FutureCancelledError, FuturesCancelledError]
     except ImportError:  # pragma: no cover
         pass
     try:
