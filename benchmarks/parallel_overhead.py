@@ -98,11 +98,11 @@ def _bytes_moved(dask_worker):
             sum(e["total"] for e in dask_worker.transfer_outgoing_log))
 
 
-def bench_allreduce(client, quick):
+def bench_allreduce(client, quick, ps=None):
     workers = list(client.nthreads())
     rows = []
     sizes = [10_000, 100_000, 1_000_000] + ([] if quick else [10_000_000])
-    for p in ([2, 8] if quick else [2, 4, 8, 16]):
+    for p in ps or ([2, 8] if quick else [2, 4, 8, 16]):
         for size in sizes:
             expected = float(sum(range(p)))
             out = {}
@@ -129,15 +129,15 @@ def bench_allreduce(client, quick):
                     t = time.perf_counter()
                     copies = run(vals)
                     times.append(time.perf_counter() - t)
-                    assert float(copies[0].result()[0]) == expected
                     moved.append(max(i + o for i, o in client.run(_bytes_moved).values()) / 1e6)
+                    assert float(copies[0].result()[0]) == expected  # after counting bytes
                     del copies, vals
                 out[method] = (statistics.median(times[1:]), statistics.median(moved))
             mb = size * 8 / 1e6
-            rows.append([p, f"{mb:g}"] + [f"{out[m][0] * 1e3:.1f} / {out[m][1]:.1f}"
+            rows.append([len(workers), p, f"{mb:g}"] + [f"{out[m][0] * 1e3:.1f} / {out[m][1]:.1f}"
                                           for m in ("sharded", "tree+broadcast",
                                                     "client gather+scatter")])
-    return table(["P", "value MB", "sharded ms / MB per worker", "tree+bcast ms / MB per worker",
+    return table(["W", "P", "value MB", "sharded ms / MB per worker", "tree+bcast ms / MB per worker",
                   "client gather+scatter ms / MB per worker"], rows)
 
 
@@ -180,6 +180,12 @@ def main():
         print(loop)
         ar = bench_allreduce(client, args.quick)
         print(ar)
+    # With more workers sharding saves bytes per worker: measure where it starts to pay.
+    with LocalCluster(n_workers=4, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      memory_limit="4GiB") as cluster, Client(cluster) as client:
+        ar4 = bench_allreduce(client, args.quick, ps=[4] if args.quick else [4, 8])
+        print(ar4)
+        ar = ar + "\n" + "\n".join(ar4.splitlines()[2:])
     spec = bench_speculation()
     print(spec)
     write_section("parallel", "\n\n".join([

@@ -22,9 +22,11 @@ defaults = {
     "speculation_min_duration": 0.1,
     # Fan-in of tree reductions.
     "split_every": 8,
-    # Values at or above this many bytes are allreduced by reduce-scatter + all-gather among
-    # workers; smaller ones by tree-reduce + broadcast (measured in benchmarks/RESULTS.md).
-    "allreduce_shard_threshold": 4_000_000,
+    # With three or more workers, values at or above this many bytes are allreduced by
+    # reduce-scatter + all-gather among workers, smaller ones by tree-reduce + broadcast.
+    # Measured on 4 workers (benchmarks/RESULTS.md): tree + broadcast was faster at 8 MB,
+    # sharding at 80 MB, so the switch sits between them.
+    "allreduce_shard_threshold": 32_000_000,
     # One task per worker per stage ("worker") or one per partition ("partition").
     "group_by": "worker",
     # Raise instead of waiting when the cluster has had no worker for this many seconds.

@@ -130,7 +130,8 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
     groups = parts.groups(group_by) if ex.distributed else [
         (None, [i]) for i in range(parts.n_partitions)]
     single = group_by == "partition" or not ex.distributed
-    speculate = bool(speculative) and ex.distributed and len(ex.nthreads()) > 1 \
+    # parts.nthreads was read when the data were persisted: no scheduler round trip here
+    speculate = bool(speculative) and ex.distributed and len(parts.nthreads) > 1 \
         and len(groups) > 1
     prefix = new_name(name)
 
