@@ -5,13 +5,15 @@ Quickstart: a local Dask cluster, a lazy dataset and the skdml engine
 Starts a local cluster (a GPU cluster when a GPU and dask-cuda are present), prints the
 dashboard link, generates a dataset chunk by chunk on the workers, and computes the per-class
 feature means with the engine every estimator uses: one task per worker thread maps a pure
-kernel over the persisted partitions, and a tree reduction combines the partial sums.
+kernel over the persisted partitions, and a tree reduction combines the partial sums. Then it
+fits :class:`skdml.cluster.KMeans`, built on the same engine, on the same data.
 """
 import time
 
 import numpy as np
 
 import skdml
+from skdml.cluster import KMeans
 from skdml.datasets import make_blobs
 from skdml.parallel import aggregate, map_partitions, persist_partitions
 
@@ -40,6 +42,12 @@ def main():
         print(f"class counts: {stats['counts'].astype(int).tolist()}")
         print(f"class means (first 3 features):\n{np.round(means[:, :3], 3)}")
         print(f"generated, persisted and reduced in {time.perf_counter() - t:.2f} s")
+
+        t = time.perf_counter()
+        km = KMeans(n_clusters=5, random_state=0).fit(X)
+        print(f"KMeans: inertia {km.inertia_:.6g} after {km.n_iter_} Lloyd iterations, "
+              f"fitted in {time.perf_counter() - t:.2f} s")
+        print(f"KMeans cluster sizes: {np.bincount(km.labels_.compute()).tolist()}")
 
 
 if __name__ == "__main__":

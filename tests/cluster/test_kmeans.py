@@ -1,0 +1,340 @@
+"""Tests of skdml.cluster.KMeans against scikit-learn, on the session cluster (``c``) and on
+Dask's threaded scheduler."""
+import re
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import xarray as xr
+from dask.utils import key_split
+from distributed import Client, get_task_stream
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.cluster import KMeans as SKKMeans
+from sklearn.datasets import make_blobs as sk_make_blobs
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import skdml
+from skdml.cluster import KMeans
+from skdml.datasets import make_blobs
+
+
+class CountingScheduler:
+    """A Dask scheduler that counts how often it is asked to compute."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.calls += 1
+        return dask.get(dsk, keys, **kwargs)
+
+
+def _hard_data(n=900, d=6, seed=0):
+    """Overlapping clusters: Lloyd needs tens of iterations (exercises the stopping rule)."""
+    return np.random.default_rng(seed).standard_normal((n, d))
+
+
+def _blobs(n=1000, d=20, centers=8, seed=0, std=1.0):
+    X, _ = sk_make_blobs(n, d, centers=centers, cluster_std=std, random_state=seed)
+    return X
+
+
+def _same_partition(a, b):
+    """Labels equal up to a permutation of the cluster ids."""
+    a, b = np.asarray(a), np.asarray(b)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+CHUNKINGS = [pytest.param(900, id="one-partition"), pytest.param((100, 450, 7, 343), id="uneven"),
+             pytest.param(128, id="8-partitions")]
+
+
+# -- agreement with scikit-learn from the same initial centers ---------------------------------
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("tol", [1e-4, 0.0, 1e-2])
+def test_matches_sklearn_lloyd_from_same_init(c, chunks, tol):
+    X = _hard_data()
+    init = X[np.random.default_rng(1).choice(len(X), 8, replace=False)]
+    sk = SKKMeans(8, init=init, n_init=1, tol=tol, algorithm="lloyd").fit(X)
+    km = KMeans(8, init=init, n_init=1, tol=tol).fit(da.from_array(X, chunks=(chunks, 6)))
+    assert km.n_iter_ == sk.n_iter_ > 5
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-10, atol=1e-12)
+    assert_array_equal(km.labels_.compute(), sk.labels_)
+    assert_allclose(km.inertia_, sk.inertia_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("max_iter", [1, 4])
+def test_matches_sklearn_when_stopped_by_max_iter(c, max_iter):
+    X = _hard_data()
+    init = X[:8]
+    sk = SKKMeans(8, init=init, n_init=1, max_iter=max_iter).fit(X)
+    km = KMeans(8, init=init, n_init=1, max_iter=max_iter).fit(X)
+    assert km.n_iter_ == sk.n_iter_ == max_iter
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-10)
+    assert_array_equal(km.labels_, sk.labels_)
+    assert_allclose(km.inertia_, sk.inertia_, rtol=1e-10)
+
+
+def test_sample_weight_matches_sklearn(c):
+    X = _hard_data(seed=2)
+    w = np.random.default_rng(0).random(len(X)) * 3
+    init = X[:6]
+    sk = SKKMeans(6, init=init, n_init=1).fit(X, sample_weight=w)
+    km = KMeans(6, init=init, n_init=1).fit(da.from_array(X, chunks=250),
+                                            sample_weight=da.from_array(w, chunks=250))
+    assert km.n_iter_ == sk.n_iter_
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-10)
+    assert_allclose(km.inertia_, sk.inertia_, rtol=1e-10)
+    assert_array_equal(km.labels_.compute(), sk.labels_)
+    # integer weights are the same as repeating rows
+    reps = np.random.default_rng(1).integers(0, 3, len(X))
+    a = KMeans(6, init=init, n_init=1).fit(X, sample_weight=reps)
+    b = KMeans(6, init=init, n_init=1).fit(np.repeat(X, reps, axis=0))
+    assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-8)
+    assert_allclose(a.inertia_, b.inertia_, rtol=1e-8)
+
+
+def test_float32_stays_float32_and_matches_sklearn(c):
+    X = _hard_data().astype(np.float32)
+    init = X[:8]
+    sk = SKKMeans(8, init=init, n_init=1).fit(X)
+    km = KMeans(8, init=init, n_init=1).fit(da.from_array(X, chunks=300))
+    assert km.cluster_centers_.dtype == np.float32
+    assert km.transform(X).dtype == np.float32
+    assert km.n_iter_ == sk.n_iter_
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-4, atol=1e-5)
+    assert_allclose(km.inertia_, sk.inertia_, rtol=1e-4)
+    assert (km.labels_.compute() == sk.labels_).mean() > 0.999
+
+
+def test_empty_cluster_reseeded_like_sklearn(c):
+    X = _hard_data(n=400, d=3)
+    init = np.vstack([X[:3], [[100.0, 100.0, 100.0]]])  # the far center gets no point
+    sk = SKKMeans(4, init=init, n_init=1).fit(X)
+    km = KMeans(4, init=init, n_init=1).fit(da.from_array(X, chunks=90))
+    assert km.n_iter_ == sk.n_iter_
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-10)
+    assert_allclose(km.inertia_, sk.inertia_, rtol=1e-10)
+
+
+def test_transform_score_predict_match_sklearn(c):
+    X = _hard_data()
+    init = X[:5]
+    sk = SKKMeans(5, init=init, n_init=1).fit(X)
+    km = KMeans(5, init=init, n_init=1).fit(X)
+    new = _hard_data(n=50, seed=9)
+    assert_allclose(km.transform(new), sk.transform(new), rtol=1e-9)
+    assert_array_equal(km.predict(new), sk.predict(new))
+    assert_allclose(km.score(new), sk.score(new), rtol=1e-10)
+    w = np.arange(50.0)
+    assert_allclose(km.score(new, sample_weight=w), sk.score(new, sample_weight=w), rtol=1e-10)
+    assert_array_equal(km.predict(X), km.labels_)  # the final E-step and predict agree
+    assert_allclose(km.fit_transform(X), sk.fit_transform(X), rtol=1e-9)
+    assert_array_equal(km.fit_predict(X), sk.fit_predict(X))
+
+
+# -- initialisation ---------------------------------------------------------------------------
+def test_kmeans_parallel_within_one_percent_of_sklearn_best_of_10(c):
+    X = _blobs(std=2.0)
+    best = SKKMeans(8, init="k-means++", n_init=10, random_state=0).fit(X).inertia_
+    for seed in range(3):
+        km = KMeans(8, random_state=seed).fit(da.from_array(X, chunks=200))
+        assert km.inertia_ <= best * 1.01
+
+
+@pytest.mark.parametrize("init", ["k-means||", "k-means++", "random"])
+def test_same_result_for_any_chunking_and_split_every(c, init):
+    X = _blobs(n=600, d=5, centers=5, std=3.0)
+    ref = None
+    for chunks in (600, (50, 250, 300), 77):
+        for split_every in (2, 8):
+            with skdml.config.set(split_every=split_every):
+                km = KMeans(5, init=init, random_state=0).fit(da.from_array(X, chunks=(chunks, 5)))
+            if ref is None:
+                ref = km
+                continue
+            assert km.n_iter_ == ref.n_iter_
+            assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9, atol=1e-12)
+            assert_allclose(km.inertia_, ref.inertia_, rtol=1e-12)
+            assert_array_equal(km.labels_.compute(), ref.labels_.compute())
+
+
+def test_threaded_scheduler_gives_the_same_result(session_cluster):
+    X = _blobs(n=500, d=4, centers=4, std=2.0)
+    with Client(session_cluster, set_as_default=True):
+        with_client = KMeans(4, random_state=3).fit(da.from_array(X, chunks=100))
+    assert skdml.get_client() is None  # no Client: Dask's threaded scheduler
+    without = KMeans(4, random_state=3).fit(da.from_array(X, chunks=100))
+    assert_allclose(without.cluster_centers_, with_client.cluster_centers_, rtol=1e-10)
+    assert without.inertia_ == pytest.approx(with_client.inertia_, rel=1e-10)
+
+
+def test_random_state_reproducible_and_n_init_keeps_best(c):
+    X = _blobs(n=400, d=3, centers=6, std=2.5)
+    a = KMeans(6, init="random", n_init=4, random_state=5).fit(X)
+    b = KMeans(6, init="random", n_init=4, random_state=5).fit(X)
+    assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    singles = [KMeans(6, init="random", n_init=1, random_state=s).fit(X).inertia_
+               for s in range(3)]
+    assert a.inertia_ <= max(singles) * (1 + 1e-12)
+    assert len(set(a.labels_.tolist())) == 6
+
+
+def test_n_init_auto():
+    assert KMeans(init="random")._resolve_n_init("random") == 10
+    assert KMeans()._resolve_n_init("k-means||") == 1
+    assert KMeans(init="k-means++")._resolve_n_init("k-means++") == 1
+    with pytest.warns(RuntimeWarning, match="performing only one init"):
+        assert KMeans(n_init=3)._resolve_n_init("array") == 1
+
+
+def test_callable_init(c):
+    X = _hard_data(n=200, d=3)
+    seen = {}
+
+    def init(data, n_clusters, random_state):
+        seen["type"] = type(data)
+        return np.asarray(data[:n_clusters])
+
+    KMeans(3, init=init, n_init=1).fit(X)
+    assert seen["type"] is np.ndarray
+    KMeans(3, init=init, n_init=1).fit(da.from_array(X, chunks=50))
+    assert seen["type"] is da.Array
+    km = KMeans(3, init=init, n_init=1).fit(X)
+    sk = SKKMeans(3, init=X[:3], n_init=1).fit(X)
+    assert_allclose(km.cluster_centers_, sk.cluster_centers_, rtol=1e-10)
+
+
+def test_few_distinct_points_warns(c):
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), 10, axis=0)
+    with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(3\) found "
+                                                r"smaller than n_clusters \(4\)"):
+        km = KMeans(4, random_state=0).fit(X)
+    assert km.inertia_ == pytest.approx(0.0, abs=1e-12)
+
+
+# -- inputs and outputs ------------------------------------------------------------------------
+def test_dask_input_gives_lazy_outputs(c):
+    X = _blobs(n=400, d=4, centers=3)
+    Xd = da.from_array(X, chunks=100)
+    km = KMeans(3, random_state=0).fit(Xd)
+    assert isinstance(km.labels_, da.Array)
+    assert km.labels_.dtype == np.int32
+    assert key_split(km.labels_.name) == "skdml-kmeans-predict"
+    counting = CountingScheduler()
+    with dask.config.set(scheduler=counting), get_task_stream(c) as ts:
+        pred = km.predict(Xd)
+        dist = km.transform(Xd)
+        score = km.score(Xd)
+    assert counting.calls == 0
+    assert not ts.data  # nothing submitted to the cluster either
+    assert isinstance(pred, da.Array) and isinstance(dist, da.Array)
+    assert dist.chunks == (Xd.chunks[0], (3,))
+    assert_array_equal(pred.compute(), km.labels_.compute())
+    assert score.compute() == pytest.approx(-km.inertia_, rel=1e-10)
+    assert isinstance(km.cluster_centers_, np.ndarray)
+
+
+def test_numpy_pandas_xarray_inputs(c):
+    X = _blobs(n=300, d=3, centers=3)
+    ref = KMeans(3, random_state=0).fit(X)
+    assert isinstance(ref.labels_, np.ndarray)
+    assert not hasattr(ref, "feature_names_in_")
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    km = KMeans(3, random_state=0).fit(df)
+    assert_array_equal(km.feature_names_in_, ["a", "b", "c"])
+    assert_allclose(km.cluster_centers_, ref.cluster_centers_)
+    assert isinstance(km.labels_, np.ndarray)
+    assert_array_equal(km.get_feature_names_out(), ["kmeans0", "kmeans1", "kmeans2"])
+    with pytest.raises(ValueError, match="Feature names"):
+        km.predict(pd.DataFrame(X, columns=["a", "c", "b"]))
+    arr = xr.DataArray(X, dims=("time", "feature"),
+                       coords={"time": np.arange(300) * 10, "feature": ["a", "b", "c"]})
+    kx = KMeans(3, random_state=0).fit(arr)
+    assert isinstance(kx.labels_, xr.DataArray)
+    assert_array_equal(kx.labels_["time"], np.arange(300) * 10)
+    assert_array_equal(kx.labels_.values, ref.labels_)
+    dist = kx.transform(arr.chunk({"time": 100}))
+    assert isinstance(dist, xr.DataArray) and isinstance(dist.data, da.Array)
+    assert dist.dims == ("time", "cluster")
+    kl = KMeans(3, random_state=0).fit(X.tolist())
+    assert_allclose(kl.cluster_centers_, ref.cluster_centers_)
+
+
+def test_integer_input_becomes_float64(c):
+    X = np.random.default_rng(0).integers(0, 10, (100, 3))
+    km = KMeans(3, random_state=0).fit(X)
+    assert km.cluster_centers_.dtype == np.float64
+
+
+def test_bad_inputs(c):
+    X = _hard_data(n=50, d=3)
+    bad = X.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        KMeans(3).fit(bad)
+    with pytest.raises(ValueError, match=r"NaN \(first in row 7"):
+        KMeans(3).fit(da.from_array(bad, chunks=20))
+    with pytest.raises(NotFittedError):
+        KMeans(3).predict(X)
+    km = KMeans(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 2 features, but KMeans is expecting 3"):
+        km.predict(X[:, :2])
+    with pytest.raises(ValueError, match=re.escape("n_samples=50 should be >= n_clusters=51.")):
+        KMeans(51).fit(X)
+    with pytest.raises(TypeError, match="KMeans does not accept sparse input"):
+        KMeans(3).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="does not match the number of clusters 3"):
+        KMeans(3, init=X[:2]).fit(X)
+    with pytest.raises(ValueError, match="does not match the number of features of the data 3"):
+        KMeans(3, init=X[:3, :2]).fit(X)
+    with pytest.raises(ValueError, match="'tol' parameter of KMeans must be"):
+        KMeans(3, tol=-1).fit(X)
+    with pytest.raises(ValueError, match="'algorithm' parameter"):
+        KMeans(3, algorithm="elkan").fit(X)
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero"):
+        KMeans(3).fit(X, sample_weight=np.zeros(50))
+    with pytest.raises(ValueError, match="negative"):
+        KMeans(3).fit(da.from_array(X, chunks=10),
+                      sample_weight=da.from_array(-np.ones(50), chunks=10))
+
+
+# -- engine use --------------------------------------------------------------------------------
+def test_task_names_and_verbose(c, capsys):
+    X = _blobs(n=400, d=4, centers=4)
+    with get_task_stream(c) as ts:
+        KMeans(4, random_state=0, verbose=1).fit(da.from_array(X, chunks=100))
+    names = {key_split(rec["key"]) for rec in ts.data}
+    for stage in ("init-sample", "init-select", "init-weigh", "lloyd", "assign"):
+        assert f"skdml-kmeans-{stage}" in names
+    out = capsys.readouterr().out
+    assert "k-means|| round 0" in out
+    assert re.search(r"Iteration 0, inertia [0-9.e+]+, center shift", out)
+    assert "Converged at iteration" in out
+
+
+def test_persisted_data_released(c):
+    X = _blobs(n=400, d=4, centers=4)
+    KMeans(4, random_state=0).fit(da.from_array(X, chunks=100))
+    c.run_on_scheduler(lambda dask_scheduler: None)  # a round trip: releases are processed
+    import time
+
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        held = c.run_on_scheduler(
+            lambda dask_scheduler: [k for k, ts in dask_scheduler.tasks.items()
+                                    if ts.state == "memory" and "kmeans" in str(k)])
+        if not held:
+            break
+        time.sleep(0.05)
+    assert not held
+
+
+def test_make_blobs_end_to_end(c):
+    X, y = make_blobs(n_samples=2000, n_features=5, centers=4, chunks=500, random_state=1)
+    km = KMeans(4, random_state=0).fit(X)
+    assert _same_partition(km.labels_.compute(), y.compute())

@@ -1,0 +1,499 @@
+"""SGDClassifier and SGDRegressor: accuracy against scikit-learn, determinism, partial_fit,
+probabilities, weights, warm start, averaging, early stopping, input errors and laziness.
+
+Most tests run on the session's in-process 2-worker cluster (fixture ``c``); data are small
+(at most ~2000 x 64) and split into 2-3 partitions, with few epochs.
+"""
+import re
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
+from sklearn.linear_model import SGDClassifier as SkSGDClassifier
+from sklearn.linear_model import SGDRegressor as SkSGDRegressor
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_class_weight
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from skdml._validation import InvalidParameterError
+from skdml.linear_model import SGDClassifier, SGDRegressor
+
+LOSSES = ["hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron"]
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _text_like(n, n_words, n_classes, seed=0):
+    """Bag-of-words rows (CSR): each class draws words from its own Dirichlet profile."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    profile = rng.dirichlet(np.full(n_words, 0.1), size=n_classes)
+    counts = np.stack([np.bincount(rng.choice(n_words, size=20, p=0.3 * profile[c] + 0.7 / n_words),
+                                   minlength=n_words) for c in y])
+    X = sp.csr_matrix(np.log1p(counts))
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1))).ravel()
+    return sp.csr_matrix(sp.diags(1 / norms) @ X), y
+
+
+def _problem(name):
+    if name.startswith("blobs"):
+        k = int(name[-1])
+        X, y = make_classification(1600, 20, n_informative=10, n_redundant=2, n_classes=k,
+                                   n_clusters_per_class=1, class_sep=2.0, flip_y=0.0,
+                                   random_state=0)
+    elif name == "digits":
+        X, y = load_digits(return_X_y=True)
+        X = StandardScaler().fit_transform(X)
+    else:
+        X, y = _text_like(2000, 300, int(name[-1]))
+    return train_test_split(X, y, test_size=0.4, random_state=0, stratify=y)
+
+
+PROBLEMS = {}
+
+
+def problem(name):
+    if name not in PROBLEMS:
+        PROBLEMS[name] = _problem(name)
+    return PROBLEMS[name]
+
+
+def _dask(X, n_chunks=2):
+    rows = -(-X.shape[0] // n_chunks)
+    chunks = (rows,) + (-1,) * (X.ndim - 1)
+    if sp.issparse(X):
+        return da.from_array(X, chunks=chunks, asarray=False)
+    return da.from_array(np.asarray(X), chunks=chunks)
+
+
+# -- accuracy against scikit-learn --------------------------------------------------------------
+SEEDS = (0, 1, 2)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("name", ["blobs2", "blobs3", "digits", "text2", "text4"])
+def test_accuracy_matches_sklearn(name, loss):
+    """Within one point of scikit-learn's SGDClassifier with the same loss, penalty and epochs
+    (being more accurate is allowed): binary and multiclass, dense and sparse, on 2 partitions.
+
+    One SGD run's test accuracy moves by up to 2 points with the seed (scikit-learn's too), so
+    both sides are the mean over the same three seeds. These fits run on Dask's threaded
+    scheduler (cheaper); test_threads_and_cluster_agree shows the cluster gives the same model.
+    """
+    Xtr, Xte, ytr, yte = problem(name)
+    Xd, yd = _dask(Xtr), _dask(np.asarray(ytr))
+    ref, acc = [], []
+    for seed in SEEDS:
+        kw = dict(loss=loss, max_iter=5, tol=None, random_state=seed)
+        ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
+        clf = SGDClassifier(**kw).fit(Xd, yd)
+        acc.append(clf.score(Xte, yte))
+        assert clf.n_iter_ == 5
+    assert np.mean(acc) >= np.mean(ref) - 0.01, f"{name} {loss}: {acc} vs scikit-learn {ref}"
+    n_out = 1 if name[-1] == "2" else len(np.unique(ytr))
+    assert clf.coef_.shape == (n_out, Xtr.shape[1])
+
+
+@pytest.mark.parametrize("penalty", ["l1", "elasticnet", None])
+def test_accuracy_other_penalties_and_averaging(penalty):
+    Xtr, Xte, ytr, yte = problem("digits")
+    Xd = _dask(Xtr, 3)
+    for average in (False, True):
+        ref, acc = [], []
+        for seed in SEEDS:
+            kw = dict(loss="log_loss", penalty=penalty, average=average, max_iter=5, tol=None,
+                      random_state=seed)
+            ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
+            acc.append(SGDClassifier(**kw).fit(Xd, ytr).score(Xte, yte))
+        assert np.mean(acc) >= np.mean(ref) - 0.01, (penalty, average, acc, ref)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "huber", "epsilon_insensitive",
+                                  "squared_epsilon_insensitive"])
+def test_regressor_r2_matches_sklearn(loss):
+    X, y = make_regression(1500, 20, n_informative=10, noise=10.0, random_state=0)
+    y = (y - y.mean()) / y.std()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    Xd, yd = _dask(Xtr), _dask(ytr)
+    # the regressor's defaults (invscaling, stopping on tol)
+    ref = SkSGDRegressor(loss=loss, random_state=0).fit(Xtr, ytr).score(Xte, yte)
+    reg = SGDRegressor(loss=loss, random_state=0).fit(Xd, yd)
+    assert abs(reg.score(Xte, yte) - ref) <= 0.01
+    # a fixed number of epochs of the 1/t schedule (epsilon_insensitive is still in its noisy
+    # first epochs at 5, for scikit-learn as well: 20 epochs)
+    kw = dict(loss=loss, learning_rate="optimal", alpha=0.01, max_iter=20, tol=None,
+              random_state=0)
+    ref = SkSGDRegressor(**kw).fit(Xtr, ytr).score(Xte, yte)
+    assert abs(SGDRegressor(**kw).fit(Xd, yd).score(Xte, yte) - ref) <= 0.01
+
+
+def test_one_partition_is_sklearn_schedule():
+    """With one partition there is no averaging: invscaling progresses exactly like
+    scikit-learn's (the accuracy of the local-SGD trade-off is in the user guide)."""
+    X, y = make_regression(1000, 10, noise=5.0, random_state=0)
+    y = y / y.std()
+    kw = dict(loss="huber", max_iter=10, tol=None, random_state=0)
+    ref = SkSGDRegressor(**kw).fit(X, y).score(X, y)
+    assert abs(SGDRegressor(**kw).fit(X, y).score(X, y) - ref) <= 0.002
+
+
+# -- determinism, partial_fit ---------------------------------------------------------------------
+def test_deterministic_for_random_state_and_chunking(c):
+    Xtr, _, ytr, _ = problem("blobs3")
+    Xd, yd = _dask(Xtr, 3), _dask(ytr, 3)
+    kw = dict(loss="log_loss", max_iter=3, tol=None, random_state=7, average=True)
+    a = SGDClassifier(**kw).fit(Xd, yd)
+    b = SGDClassifier(**kw).fit(Xd, yd)
+    # bit for bit: the partitions' models are summed as double-double numbers, so the grouping
+    # the scheduler chose (it depends on where the data landed) does not change the rounding
+    assert_array_equal(a.coef_, b.coef_)
+    assert_array_equal(a.intercept_, b.intercept_)
+    other = SGDClassifier(**{**kw, "random_state": 8}).fit(Xd, yd)
+    assert not np.allclose(a.coef_, other.coef_)
+    rechunked = SGDClassifier(**kw).fit(_dask(Xtr, 2), _dask(ytr, 2))
+    assert not np.allclose(a.coef_, rechunked.coef_)  # the partitioning is part of the seed
+
+
+def test_threads_and_cluster_agree(session_cluster):
+    """The same graphs on Dask's threaded scheduler (no Client) and on the cluster."""
+    from distributed import Client
+
+    X, y = make_classification(600, 6, n_classes=3, n_informative=4, random_state=0)
+    Xd, yd = _dask(X, 3), _dask(y, 3)
+    kw = dict(loss="log_loss", max_iter=3, tol=None, random_state=0, penalty="elasticnet")
+    local = SGDClassifier(**kw).fit(Xd, yd)
+    with Client(session_cluster, set_as_default=True):
+        distributed = SGDClassifier(**kw).fit(Xd, yd)
+    # another grouping of the partitions' sums, the same rounded average
+    assert_array_equal(local.coef_, distributed.coef_)
+    assert local.score(X, y) > 0.6
+
+
+def test_partial_fit_equals_fit_schedule(c):
+    Xtr, _, ytr, _ = problem("blobs3")
+    Xd, yd = _dask(Xtr, 2), _dask(ytr, 2)
+    kw = dict(loss="modified_huber", penalty="elasticnet", average=5, random_state=0)
+    full = SGDClassifier(max_iter=3, tol=None, **kw).fit(Xd, yd)
+    inc = SGDClassifier(**kw)
+    for _ in range(3):
+        inc.partial_fit(Xd, yd, classes=np.unique(ytr))
+    assert_allclose(inc.coef_, full.coef_, rtol=1e-9, atol=1e-12)
+    assert_allclose(inc.intercept_, full.intercept_, rtol=1e-9, atol=1e-12)
+    assert inc.t_ == full.t_ == 3 * len(ytr) + 1
+    assert inc.n_iter_ == 1 and full.n_iter_ == 3
+
+    X, y = make_regression(600, 6, noise=1.0, random_state=0)
+    full = SGDRegressor(max_iter=4, tol=None, random_state=0).fit(_dask(X), y)
+    inc = SGDRegressor(random_state=0)
+    for _ in range(4):
+        inc.partial_fit(_dask(X), y)
+    assert_allclose(inc.coef_, full.coef_, rtol=1e-9)
+
+
+def test_partial_fit_classes_and_errors(c):
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
+    clf = SGDClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # a class absent from a batch
+    assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.coef_.shape == (3, 5)
+    clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="is not the same as on last call"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"labels \[7\] that are not among the classes"):
+        clf.partial_fit(X, np.where(y == 2, 7, y))
+    with pytest.raises(ValueError, match="labels .* not among the classes"):
+        clf.partial_fit(_dask(X), _dask(np.where(y == 2, 7, y)))
+    with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
+        SGDClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="early_stopping should be False with partial_fit"):
+        SGDClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="X has 4 features, but SGDClassifier is expecting 5"):
+        clf.partial_fit(X[:, :4], y)
+
+
+# -- probabilities --------------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", ["log_loss", "modified_huber"])
+@pytest.mark.parametrize("name", ["blobs2", "blobs3"])
+def test_predict_proba(c, loss, name):
+    Xtr, Xte, ytr, yte = problem(name)
+    clf = SGDClassifier(loss=loss, max_iter=5, tol=None, random_state=0).fit(Xtr, ytr)
+    proba = clf.predict_proba(Xte)
+    assert proba.shape == (len(Xte), len(clf.classes_))
+    assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.all((proba >= 0) & (proba <= 1))
+    # where the top probability is unique (saturated or clipped scores tie, as in
+    # scikit-learn), its class is the prediction
+    top = np.sort(proba, axis=1)
+    unique = top[:, -1] > top[:, -2]
+    assert unique.mean() > 0.5
+    assert_array_equal(clf.classes_[np.argmax(proba, axis=1)][unique], clf.predict(Xte)[unique])
+    with np.errstate(divide="ignore"):
+        assert_allclose(clf.predict_log_proba(Xte), np.log(proba))
+    # the same formula as scikit-learn's, on our coefficients
+    ref = SkSGDClassifier(loss=loss).fit(Xtr[:50], ytr[:50])
+    ref.coef_, ref.intercept_ = clf.coef_.copy(), clf.intercept_.copy()
+    assert_allclose(proba, ref.predict_proba(Xte), atol=1e-12)
+    lazy = clf.predict_proba(_dask(Xte))
+    assert isinstance(lazy, da.Array)
+    assert_allclose(lazy.compute(), proba)
+
+
+def test_no_proba_for_other_losses():
+    clf = SGDClassifier(loss="hinge")
+    assert not hasattr(clf, "predict_proba") and not hasattr(clf, "predict_log_proba")
+    with pytest.raises(AttributeError, match="predict_proba") as info:
+        clf.predict_proba(np.zeros((2, 2)))
+    assert "probability estimates are not available for loss='hinge'" in str(
+        info.value.__cause__)
+
+
+# -- weights, warm start, averaging, early stopping -------------------------------------------
+def test_class_weight(c):
+    X, y = make_classification(1200, 10, weights=[0.85, 0.15], class_sep=0.6, flip_y=0.0,
+                               random_state=0)
+    Xd = _dask(X)
+    balanced = SGDClassifier(class_weight="balanced", max_iter=5, tol=None, random_state=0)
+    balanced.fit(Xd, y)
+    weights = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
+    explicit = SGDClassifier(class_weight=dict(enumerate(weights)), max_iter=5, tol=None,
+                             random_state=0).fit(Xd, y)
+    assert_allclose(balanced.coef_, explicit.coef_, rtol=1e-10)
+    plain = SGDClassifier(max_iter=5, tol=None, random_state=0).fit(Xd, y)
+    recall = [np.mean(m.predict(X)[y == 1] == 1) for m in (plain, balanced)]
+    assert recall[1] > recall[0] + 0.05
+    ref = SkSGDClassifier(class_weight="balanced", max_iter=5, tol=None, random_state=0)
+    assert balanced.score(X, y) >= ref.fit(X, y).score(X, y) - 0.03
+    with pytest.raises(ValueError, match=r"The classes, \[1\], are not in class_weight"):
+        SGDClassifier(class_weight={0: 1.0, 5: 2.0}).fit(X, y)
+
+
+def test_sample_weight(c):
+    Xtr, Xte, ytr, yte = problem("blobs3")
+    kw = dict(max_iter=4, tol=None, random_state=0)
+    base = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
+    ones = SGDClassifier(**kw).fit(_dask(Xtr), ytr, sample_weight=np.ones(len(ytr)))
+    assert_allclose(ones.coef_, base.coef_, rtol=1e-12)
+    w = np.where(ytr == 2, 5.0, 1.0)
+    weighted = SGDClassifier(**kw).fit(_dask(Xtr), ytr, sample_weight=_dask(w))
+    ref = SkSGDClassifier(**kw).fit(Xtr, ytr, sample_weight=w)
+    assert weighted.score(Xte, yte) >= ref.score(Xte, yte) - 0.01
+    assert np.mean(weighted.predict(Xte) == 2) > np.mean(base.predict(Xte) == 2)
+    with pytest.raises(ValueError, match="negative"):
+        SGDClassifier(**kw).fit(Xtr, ytr, sample_weight=-np.ones(len(ytr)))
+
+
+def test_warm_start_and_init(c):
+    X, y = make_classification(500, 6, random_state=0)
+    first = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(X, y)
+    warm = SGDClassifier(max_iter=2, tol=None, random_state=0, warm_start=True).fit(X, y)
+    warm.fit(X, y)
+    init = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(
+        X, y, coef_init=first.coef_, intercept_init=first.intercept_)
+    assert_allclose(warm.coef_, init.coef_, rtol=1e-12)
+    assert not np.allclose(warm.coef_, first.coef_)
+    cold = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(X, y).fit(X, y)
+    assert_allclose(cold.coef_, first.coef_, rtol=1e-12)
+    assert warm.t_ == 2 * 500 + 1  # fit resets the clock, like scikit-learn
+    with pytest.raises(ValueError, match="coef_init does not match"):
+        SGDClassifier().fit(X, y, coef_init=np.zeros(3))
+    with pytest.raises(ValueError, match="intercept_init does not match"):
+        SGDClassifier().fit(X, y, intercept_init=np.zeros(3))
+
+
+def test_average(c):
+    Xtr, Xte, ytr, yte = problem("digits")
+    avg = SGDClassifier(loss="hinge", average=True, max_iter=3, tol=None, random_state=0)
+    avg.fit(_dask(Xtr), ytr)
+    state = avg._sgd_state
+    assert_allclose(avg.coef_, state["avg_coef"])
+    assert not np.allclose(avg.coef_, state["coef"])
+    late = SGDClassifier(loss="hinge", average=10**9, max_iter=3, tol=None, random_state=0)
+    late.fit(_dask(Xtr), ytr)  # averaging never started: coef_ is the plain iterate
+    assert_allclose(late.coef_, late._sgd_state["coef"])
+    assert avg.score(Xte, yte) > 0.9
+
+
+def test_early_stopping(c):
+    Xtr, Xte, ytr, yte = problem("blobs3")
+    clf = SGDClassifier(early_stopping=True, n_iter_no_change=2, max_iter=100,
+                        random_state=0).fit(_dask(Xtr, 3), ytr)
+    assert 2 < clf.n_iter_ < 100
+    assert clf.score(Xte, yte) > 0.9
+    again = SGDClassifier(early_stopping=True, n_iter_no_change=2, max_iter=100,
+                          random_state=0).fit(_dask(Xtr, 3), ytr)
+    assert again.n_iter_ == clf.n_iter_
+    assert_allclose(again.coef_, clf.coef_, rtol=1e-12)
+    reg = SGDRegressor(early_stopping=True, validation_fraction=0.2, random_state=0)
+    X, y = make_regression(600, 5, noise=1.0, random_state=0)
+    reg.fit(_dask(X), y / y.std())
+    assert reg.n_iter_ < 1000 and reg.score(X, y / y.std()) > 0.95
+    with pytest.raises(ValueError, match="led to an empty set"):
+        SGDClassifier(early_stopping=True, validation_fraction=0.99).fit(Xtr[:20], ytr[:20])
+
+
+def test_adaptive_learning_rate_and_tol(c):
+    Xtr, Xte, ytr, yte = problem("blobs2")
+    clf = SGDClassifier(learning_rate="adaptive", eta0=0.1, n_iter_no_change=2, tol=1e-2,
+                        max_iter=200, random_state=0).fit(_dask(Xtr), ytr)
+    assert clf.n_iter_ < 200 and clf.score(Xte, yte) > 0.95
+    with pytest.warns(ConvergenceWarning, match="Maximum number of iteration"):
+        SGDClassifier(max_iter=2, random_state=0).fit(Xtr, ytr)
+
+
+# -- inputs and outputs ---------------------------------------------------------------------------
+def test_bad_input(c):
+    X, y = make_classification(100, 4, random_state=0)
+    Xnan = X.copy()
+    Xnan[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SGDClassifier().fit(Xnan, y)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SGDClassifier().fit(_dask(Xnan), y)
+    with pytest.raises(NotFittedError):
+        SGDClassifier().predict(X)
+    with pytest.raises(ValueError, match="number of classes has to be greater than one"):
+        SGDClassifier().fit(X, np.zeros(100))
+    with pytest.raises(ValueError, match="number of classes has to be greater than one"):
+        SGDClassifier().fit(_dask(X), _dask(np.zeros(100)))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SGDClassifier().fit(X, np.linspace(0, 1, 100))
+    with pytest.raises(ValueError, match="alpha must be > 0 since learning_rate is 'optimal'"):
+        SGDClassifier(alpha=0.0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="The 'loss' parameter of SGDClassifier"):
+        SGDClassifier(loss="nope").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="The 'sync_every' parameter"):
+        SGDRegressor(sync_every=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="The 'loss' parameter of SGDRegressor"):
+        SGDRegressor(loss="hinge").fit(X, y)
+    clf = SGDClassifier(max_iter=2, tol=None).fit(X, y)
+    msg = "X has 3 features, but SGDClassifier is expecting 4 features as input"
+    with pytest.raises(ValueError, match=msg):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match=msg):
+        clf.decision_function(_dask(X[:, :3]))
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        SGDClassifier().fit(X, np.stack([y, y], axis=1))
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        SGDRegressor(max_iter=2, tol=None).fit(X, y[:, None].astype(float))
+    # unseen labels at score time count as errors (no exception), like scikit-learn
+    assert clf.score(X, np.full(100, 7)) == 0.0
+
+
+def test_float32_and_dtypes(c):
+    X, y = make_classification(300, 5, random_state=0)
+    clf = SGDClassifier(max_iter=3, tol=None, random_state=0).fit(_dask(X.astype(np.float32)), y)
+    # scikit-learn 1.9 keeps float32 weights for float32 input
+    assert clf.coef_.dtype == np.float32
+    assert SkSGDClassifier(max_iter=3, tol=None).fit(X.astype(np.float32), y).coef_.dtype == \
+        np.float32
+    assert clf.decision_function(X.astype(np.float32)).dtype == np.float32
+    assert SGDClassifier(max_iter=3, tol=None).fit(X.astype(int), y).coef_.dtype == np.float64
+    reg = SGDRegressor(max_iter=3, tol=None).fit(X.astype(np.float32), y.astype(np.float64))
+    assert reg.coef_.dtype == np.float32 and reg.coef_.shape == (5,)
+    assert reg.intercept_.shape == (1,)
+
+
+def test_string_labels_pandas_and_sparse(c):
+    Xtr, Xte, ytr, yte = problem("text4")
+    names = np.array(["apple", "banana", "cherry", "date"])
+    clf = SGDClassifier(loss="log_loss", max_iter=4, tol=None, random_state=0)
+    clf.fit(_dask(Xtr, 3), names[ytr])
+    assert_array_equal(clf.classes_, names)
+    pred = clf.predict(Xte)
+    assert pred.dtype == names.dtype and set(pred) <= set(names)
+    assert clf.score(Xte, names[yte]) > 0.8
+    lazy = clf.predict(_dask(Xte))
+    assert isinstance(lazy, da.Array) and lazy.dtype == names.dtype
+    assert_array_equal(lazy.compute(), pred)
+    frame = pd.DataFrame(Xtr[:, :5].toarray(), columns=[f"w{i}" for i in range(5)])
+    fitted = SGDClassifier(max_iter=2, tol=None).fit(frame, names[ytr])
+    assert_array_equal(fitted.feature_names_in_, frame.columns)
+
+
+class _CountGraphs(SchedulerPlugin):
+    """Counts the graphs clients send to the scheduler."""
+
+    name = "skdml-test-count-graphs"
+
+    def __init__(self):
+        self.n = 0
+
+    def update_graph(self, scheduler, **kwargs):
+        self.n += 1
+
+
+def _install_counter(dask_scheduler):
+    if _CountGraphs.name not in dask_scheduler.plugins:
+        dask_scheduler.add_plugin(_CountGraphs())
+
+
+def _graphs_sent(client):
+    """Graphs received by the scheduler so far (each submit, compute or persist sends one)."""
+    client.run_on_scheduler(_install_counter)
+    return client.run_on_scheduler(
+        lambda dask_scheduler: dask_scheduler.plugins[_CountGraphs.name].n)
+
+
+def test_predict_is_lazy_for_dask_input(c):
+    X, y = make_classification(400, 6, n_classes=3, n_informative=4, random_state=0)
+    clf = SGDClassifier(loss="log_loss", max_iter=2, tol=None, random_state=0).fit(X, y)
+    Xd = _dask(X, 4)
+    before = _graphs_sent(c)
+    outs = [clf.predict(Xd), clf.decision_function(Xd), clf.predict_proba(Xd),
+            clf.predict_log_proba(Xd)]
+    # NumPy input is computed on the client's threads, not shipped to the cluster
+    clf.predict(X)
+    assert _graphs_sent(c) == before
+    for out in outs:
+        assert isinstance(out, da.Array) and out.chunks[0] == Xd.chunks[0]
+    assert_array_equal(outs[0].compute(), clf.predict(X))
+    assert _graphs_sent(c) > before  # the counter does see computations
+    assert_allclose(outs[1].compute(), clf.decision_function(X))
+    reg = SGDRegressor(max_iter=2, tol=None).fit(X, y.astype(float))
+    before = _graphs_sent(c)
+    lazy = reg.predict(Xd)
+    assert _graphs_sent(c) == before and isinstance(lazy, da.Array)
+    assert_allclose(lazy.compute(), reg.predict(X))
+    assert isinstance(reg.score(Xd, _dask(y.astype(float), 4)), float)
+    assert isinstance(clf.score(Xd, _dask(y, 4)), float)
+
+
+def test_task_names_and_sync_every(c):
+    Xtr, Xte, ytr, yte = problem("blobs2")
+    kw = dict(batch_size=32, max_iter=2, tol=None, random_state=0)  # 15 batches per epoch
+    clf = SGDClassifier(sync_every=3, **kw)
+    clf.fit(_dask(Xtr), ytr)
+    prefixes = c.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    for stage in ("skdml-sgd-local", "skdml-sgd-shuffle", "skdml-sgd-allreduce-tree",
+                  "skdml-sgd-allreduce-bcast", "skdml-sgd-model"):
+        assert stage in prefixes, (stage, prefixes)
+    assert clf.score(Xte, yte) > 0.95
+    every = SGDClassifier(sync_every=1, **kw).fit(_dask(Xtr), ytr)
+    once = SGDClassifier(sync_every="epoch", **kw).fit(_dask(Xtr), ytr)
+    assert every.score(Xte, yte) > 0.95 and once.score(Xte, yte) > 0.95
+    assert not np.allclose(every.coef_, once.coef_)
+
+
+def test_verbose(c, capsys):
+    X, y = make_classification(200, 4, random_state=0)
+    SGDClassifier(verbose=1, max_iter=2, tol=None).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("-- Epoch") == 2 and "Avg. loss" in out
+    assert re.search(r"Total training time: \d+\.\d\d seconds", out)
+
+
+def test_no_client():
+    """Without a Client the same code runs on Dask's threaded scheduler."""
+    X, y = make_classification(300, 5, random_state=0)
+    clf = SGDClassifier(max_iter=3, tol=None, random_state=0).fit(_dask(X, 3), y)
+    assert clf.score(X, y) > 0.8
+    reg = SGDRegressor(max_iter=3, tol=None).fit(_dask(X, 3), y.astype(float))
+    assert reg.predict(X).shape == (300,)
