@@ -22,7 +22,7 @@ from skdml.linear_model import SGDClassifier
 
 pytestmark = pytest.mark.slow
 
-PARAMS = dict(loss="log_loss", max_iter=25, tol=None, random_state=0, average=True)
+PARAMS = dict(loss="log_loss", max_iter=15, tol=None, random_state=0, average=True)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,8 @@ def pc(proc_client):
 
 @pytest.fixture(scope="module")
 def data():
-    return make_classification(n_samples=90_000, n_features=20, n_informative=8,
-                               chunks=15_000, random_state=0)
+    return make_classification(n_samples=60_000, n_features=20, n_informative=8,
+                               chunks=10_000, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def _fit_killing_a_worker(client, data, delay):
 
 def test_worker_killed_mid_fit(pc, data, reference):
     """Dask recomputes the lost partitions and models from lineage; the fit goes on."""
-    model = _fit_killing_a_worker(pc, data, delay=0.4)
+    model = _fit_killing_a_worker(pc, data, delay=0.3)
     assert model.n_iter_ == PARAMS["max_iter"]
     assert_array_equal(model.coef_, reference.coef_)
     X, y = data
@@ -107,7 +107,7 @@ def test_killed_worker_error_redoes_the_epoch(pc, data, reference, caplog):
     old = pc.run_on_scheduler(set_allowed, n=0)
     try:
         with caplog.at_level(logging.WARNING, logger="skdml"):
-            model = _fit_killing_a_worker(pc, data, delay=0.4)
+            model = _fit_killing_a_worker(pc, data, delay=0.3)
     finally:
         pc.run_on_scheduler(set_allowed, n=old)
     assert any("redoing it from the last completed state" in r.getMessage()
