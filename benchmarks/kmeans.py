@@ -18,8 +18,8 @@ Data: ``skdml.datasets.make_blobs``, 2,000,000 x 32 float64, 16 centers (``--qui
 The development machine is shared with other jobs, whose load comes and goes; so every
 measurement is repeated in interleaved rounds (one of each implementation per round, the
 cluster staying up throughout) and each implementation's best round is reported, with the load
-average. Run: ``python benchmarks/kmeans.py [--quick] [--rounds N] [--no-dask-ml]``; writes the
-``kmeans`` section of RESULTS.md.
+average. Run: ``python benchmarks/kmeans.py [--quick] [--rounds N] [--no-dask-ml]
+[--no-write]``; writes the ``kmeans`` section of RESULTS.md.
 """
 import argparse
 import os
@@ -141,6 +141,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="500,000 rows instead of 2,000,000")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--no-dask-ml", action="store_true", help="skip dask-ml")
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     n = 500_000 if args.quick else 2_000_000
     chunks = n // 8
@@ -215,11 +216,12 @@ def main():
             for label, key, dt in labels if key in best]
     fit_best = {name: min(v, key=lambda f: f[0]) for name, v in fits.items()}
     base = min(f[1] for name, f in fit_best.items() if "f32" not in name)
-    fit_labels = [("skdml, 2-worker LocalCluster (k-means||)", "skdml cluster"),
+    # "|" would end a Markdown table cell: escape the name of k-means||
+    fit_labels = [("skdml, 2-worker LocalCluster (k-means\\|\\|)", "skdml cluster"),
                   ("skdml, 2-worker LocalCluster, float32", "skdml cluster f32"),
-                  ("skdml, threaded scheduler (k-means||)", "skdml threads"),
+                  ("skdml, threaded scheduler (k-means\\|\\|)", "skdml threads"),
                   ("scikit-learn (k-means++, 2 threads)", "sklearn"),
-                  ("dask-ml, 2-worker LocalCluster (k-means||)", "dask-ml cluster")]
+                  ("dask-ml, 2-worker LocalCluster (k-means\\|\\|)", "dask-ml cluster")]
     t_ref = fit_best["skdml cluster"][0]
     fit_rows = [[label, f"{fit_best[key][0]:.2f}", f"{fit_best[key][1]:.6g}",
                  f"{fit_best[key][1] / base - 1:+.1e}", fit_best[key][2],
@@ -266,7 +268,8 @@ def main():
     ]
     markdown = "\n".join(md)
     print(markdown)
-    write_section("kmeans", markdown)
+    if not args.no_write:
+        write_section("kmeans", markdown)
 
 
 if __name__ == "__main__":
