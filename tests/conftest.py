@@ -27,3 +27,14 @@ def c(session_cluster):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def nanny_client():
+    """Three single-threaded worker processes, each behind a Nanny, so a test can SIGKILL one
+    (the Nanny restarts it); the scheduler runs in this process. One per test module: starting
+    it costs about a second."""
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", memory_limit="2GiB") as cluster:
+        with Client(cluster, set_as_default=False) as client:
+            yield client

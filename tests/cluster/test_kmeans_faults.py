@@ -9,7 +9,6 @@ import signal
 import numpy as np
 import pytest
 from dask.utils import key_split
-from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 from numpy.testing import assert_allclose
 
@@ -33,16 +32,6 @@ class KillOnStage(SchedulerPlugin):
         if not self.fired and finish == "processing" and key_split(key) == self.stage:
             self.fired = True
             os.kill(self.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def nanny_client():
-    # processes=True: Nanny workers in their own processes; the scheduler (and the plugin)
-    # run in this process.
-    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", memory_limit="2GiB") as cluster:
-        with Client(cluster, set_as_default=False) as client:
-            yield client
 
 
 def _fit(client):

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 from numpy.testing import assert_array_equal
 
 from skdml.datasets import make_classification
@@ -25,18 +24,10 @@ pytestmark = pytest.mark.slow
 PARAMS = dict(loss="log_loss", max_iter=15, tol=None, random_state=0, average=True)
 
 
-@pytest.fixture(scope="module")
-def proc_client():
-    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", memory_limit="2GiB") as cluster:
-        with Client(cluster, set_as_default=False) as client:
-            yield client
-
-
 @pytest.fixture
-def pc(proc_client):
-    proc_client.wait_for_workers(3, timeout=30)
-    yield proc_client
+def pc(nanny_client):
+    nanny_client.wait_for_workers(3, timeout=30)
+    yield nanny_client
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +37,9 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def reference(proc_client, data):
+def reference(nanny_client, data):
     X, y = data
-    with proc_client.as_current():
+    with nanny_client.as_current():
         return SGDClassifier(**PARAMS).fit(X, y)
 
 
