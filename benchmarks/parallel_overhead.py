@@ -10,6 +10,7 @@
 Run: ``python benchmarks/parallel_overhead.py [--quick]``; writes a section of RESULTS.md.
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -190,7 +191,8 @@ def main():
     print(spec)
     write_section("parallel", "\n\n".join([
         "## Engine (benchmarks/parallel_overhead.py)",
-        f"Machine: {machine_line()}; 2-worker x 1-thread process LocalCluster unless stated.",
+        f"Machine: {machine_line()}; load average {os.getloadavg()[0]:.1f} at the end (shared "
+        "machine); 2-worker x 1-thread process LocalCluster unless stated.",
         "### Driver loop (map over 8 persisted partitions, reduce, result to the client)",
         loop,
         "### allreduce (time / bytes moved by the busiest worker)",
