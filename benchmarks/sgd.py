@@ -288,8 +288,8 @@ def main():
     text = "\n\n".join([
         "## SGDClassifier (benchmarks/sgd.py)", "",
         f"Machine: {machine_line()}; 2-worker x 1-thread process LocalCluster; copy bandwidth "
-        f"of the two workers together {bandwidth:.0f} GB/s. Each row is one run, side by side "
-        "in one process" + (" (--quick size)." if args.quick else "."),
+        f"of the two workers together {bandwidth:.0f} GB/s. All contenders run side by side in "
+        "one process on the same data" + (" (--quick size)." if args.quick else "."),
         binary, sync, multi])
     if not args.no_write:
         write_section("sgd", text)

@@ -74,13 +74,6 @@ _AUTO_MIN_BATCHES = 256
 #: ... with batches of at most this many rows (larger ones stop paying for themselves: the
 #: per-batch overhead is already small next to the data; measured in benchmarks/RESULTS.md) ...
 _AUTO_MAX_BATCH = 1024
-#: ... and at most this many rows per feature (but at least _AUTO_MIN_CAP rows): a mini-batch
-#: sums its rows' gradients at one point, which is a step of (rate x rows) along the mean
-#: gradient; much beyond a few rows per feature that step overshoots in the data's
-#: high-curvature directions and the last iterate bounces (measured: 240,000 x 50 loses 4-7
-#: points of accuracy with 512-1024-row batches, 1,000,000 x 100 peaks at 256-512) ...
-_AUTO_ROWS_PER_FEATURE = 4
-_AUTO_MIN_CAP = 64
 #: ... and per-batch (rows x outputs) temporaries of at most this many bytes: Dask's Nanny
 #: sets MALLOC_TRIM_THRESHOLD_=65536, so larger temporaries are page-faulted in every batch.
 _AUTO_MAX_TEMP_BYTES = 65536
@@ -355,14 +348,11 @@ class _Plan:
     same step per mini-batch, so replicas of different sizes learn at the same rate.
     """
 
-    def __init__(self, train_rows, batch_size, sync_every, n_outputs=1, itemsize=8,
-                 n_features=None):
+    def __init__(self, train_rows, batch_size, sync_every, n_outputs=1, itemsize=8):
         self.train = [int(m) for m in train_rows]
         m_max = max(self.train)
         if batch_size == "auto":
             cap = min(_AUTO_MAX_BATCH, max(1, _AUTO_MAX_TEMP_BYTES // (n_outputs * itemsize)))
-            if n_features is not None:
-                cap = min(cap, max(_AUTO_MIN_CAP, _AUTO_ROWS_PER_FEATURE * n_features))
             batch_size = min(cap, max(1, math.ceil(m_max / _AUTO_MIN_BATCHES)))
         self.batch_size = int(batch_size)
         self.n_batches = max(1, math.ceil(m_max / self.batch_size))
@@ -709,8 +699,7 @@ class _BaseSGD(BaseEstimator):
                 )
         train_rows = [n - v for n, v in zip(lengths, n_val)]
         plan = _Plan(train_rows, self.batch_size, self.sync_every, n_outputs=n_outputs,
-                     itemsize=np.dtype(adapted.X.dtype).itemsize,
-                     n_features=adapted.n_features)
+                     itemsize=np.dtype(adapted.X.dtype).itemsize)
         seed = self._seed_for(partial)
         run = _SGDRun(parts, plan, cfg, class_weight=class_weight, seed=seed,
                       shuffle=bool(self.shuffle), n_val=n_val,
@@ -959,9 +948,10 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         sample ``average`` on).
     batch_size : int or 'auto', default='auto'
         Rows per mini-batch (per partition). 'auto': ``ceil(rows / 256)`` (about 256
-        mini-batches per partition and epoch), but at most ``4 * n_features`` (at least 64) and
-        1024 rows, and fewer with many classes; see the user guide. Partitions of different
-        sizes get batches in proportion, so all take the same number of steps.
+        mini-batches per partition and epoch), at most 1024 rows, and fewer with many classes.
+        Partitions of different sizes get batches in proportion, so all take the same number
+        of steps. Beyond 8 rows the learning rate is capped so that summing a batch's
+        gradients at one point stays stable (see the user guide).
     sync_every : int or 'epoch', default='epoch'
         Mini-batches each partition runs between two model averagings. 1 is synchronous
         data-parallel SGD (a round trip per mini-batch); 'epoch' averages once per pass over
@@ -1002,9 +992,10 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     convergence check and to redo an epoch after a cluster failure).
 
     The mini-batch update is scikit-learn's per-sample update with the batch's gradients summed
-    at the batch's starting point, so the learning-rate schedules and ``alpha`` mean the same;
-    results are not identical to scikit-learn's (which visits one sample at a time) but reach the
-    same accuracy. With several outputs, an output whose training has stopped (its own
+    at the batch's starting point, so the learning-rate schedules and ``alpha`` mean the same
+    (for batches of more than 8 rows the rate is capped by the curvature of the loss and of the
+    data, so that the summed step stays stable); results are not identical to scikit-learn's
+    (which visits one sample at a time) but reach the same accuracy. With several outputs, an output whose training has stopped (its own
     ``n_iter_no_change``) is frozen while the others go on, as in scikit-learn's one-vs-rest.
     The results depend on ``random_state`` and on the partitioning of the data, not on how many
     workers there are.

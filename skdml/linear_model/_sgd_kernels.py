@@ -47,9 +47,17 @@ CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
 REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
                      "squared_epsilon_insensitive")
 
-#: Under the "optimal" schedule, the first update of a mini-batch moves at most as far as this
-#: many first per-sample updates (see :func:`base_learning_rate`).
-OPTIMAL_BATCH_STEPS = 8
+#: Rows of a mini-batch that may be summed at one point at the schedule's rate; beyond, the rate
+#: is capped by the curvature of the loss (see :func:`local_sgd`).
+FREE_ROWS = 8
+
+#: Bound on the second derivative of each loss in the score (1/4 for the logistic loss; the
+#: non-smooth losses have bounded subgradients and use the same scale as the logistic loss).
+LOSS_CURVATURE = {
+    "hinge": 0.25, "perceptron": 0.25, "log_loss": 0.25, "epsilon_insensitive": 0.25,
+    "modified_huber": 2.0, "squared_hinge": 2.0, "squared_epsilon_insensitive": 2.0,
+    "squared_error": 1.0, "huber": 1.0,
+}
 
 #: Gradients are clipped to this magnitude, like scikit-learn's ``MAX_DLOSS``.
 MAX_DLOSS = 1e12
@@ -158,25 +166,16 @@ def init_model(coef, intercept, cfg, *, xp, avg_coef=None, avg_intercept=None, q
     return model
 
 
-def base_learning_rate(cfg, t, m=1):
-    """The per-sample learning rate of an update of ``m`` rows starting at sample clock ``t``
-    (a Python float; the clock is 1-based like scikit-learn's).
+def base_learning_rate(cfg, t):
+    """The schedule's per-sample learning rate at sample clock ``t`` (a Python float; the clock
+    is 1-based like scikit-learn's).
 
-    ``"optimal"``: ``1 / (alpha max(t0 + t - 1, (m / 8) t0))``. Up to 8 rows this is
-    scikit-learn's ``1 / (alpha (t0 + t - 1))``, whose offset ``t0`` makes the first update
-    ``typw`` times the gradient. A mini-batch sums its rows' gradients at one point, so a large
-    one starting at that rate would move ``m`` times that far at once, and its first epochs
-    wander (which also spoils averaged SGD); the offset is therefore at least ``(m / 8) t0``
-    until the clock passes it: the first update of any mini-batch moves at most as far as 8
-    first updates of scikit-learn (on 1,000,000 x 100 with 977-row batches: averaged SGD
-    within 0.3 point of the converged accuracy after one epoch instead of not in five,
-    benchmarks/RESULTS.md).
+    ``"optimal"``: ``1 / (alpha (t0 + t - 1))`` with scikit-learn's offset ``t0``;
     ``"invscaling"``: ``eta0 / t ** power_t``; ``"constant"`` and ``"adaptive"``: ``eta0`` (the
     adaptive division is applied by the driver through the per-output ``lr_scale``).
     """
     if cfg.learning_rate == "optimal":
-        t0 = cfg.optimal_init
-        return 1.0 / (cfg.alpha * max(t0 + t - 1.0, m / OPTIMAL_BATCH_STEPS * t0))
+        return 1.0 / (cfg.alpha * (cfg.optimal_init + t - 1.0))
     if cfg.learning_rate == "invscaling":
         return cfg.eta0 / math.pow(t, cfg.power_t)
     return cfg.eta0
@@ -209,6 +208,60 @@ def _gather_buffer(X, batch_size, xp):
     if _issparse(X) or not getattr(xp, "__name__", "").endswith(".numpy"):
         return None
     return xp.empty((min(batch_size, X.shape[0]), X.shape[1]), dtype=X.dtype)
+
+
+def data_curvature(X, cfg, *, xp, n_rows=1024, n_iter=10):
+    """Largest eigenvalue of the second moment of the rows ``(x, 1)`` (``x`` alone without an
+    intercept), estimated by power iteration on the first ``n_rows`` rows of ``X``.
+
+    It bounds how fast the summed gradient of a mini-batch changes with the model, per row and
+    per unit of loss curvature. Sparse blocks are multiplied as they are (never densified).
+    """
+    S = X[:min(n_rows, X.shape[0]), :]
+    n, d = S.shape
+    if n == 0:
+        return 1.0
+    dtype = xp.float64
+    v = xp.ones(d, dtype=dtype) / math.sqrt(d + 1.0)
+    vb = 1.0 / math.sqrt(d + 1.0) if cfg.fit_intercept else 0.0
+    lam = 1.0
+    for _ in range(n_iter):
+        z = xp.asarray(S @ v, dtype=dtype) + vb
+        w = xp.asarray(S.T @ z, dtype=dtype) / n
+        wb = float(xp.sum(z)) / n if cfg.fit_intercept else 0.0
+        norm = math.sqrt(float(xp.sum(w * w)) + wb * wb)
+        if not norm > 0:
+            return 1.0
+        lam = norm
+        v, vb = w / norm, wb / norm
+    return lam
+
+
+def rate_cap(m, curvature, cfg, mean_weight=1.0):
+    """The highest per-sample rate at which a mini-batch of ``m`` rows may sum its gradients at
+    one point, or ``inf`` for up to :data:`FREE_ROWS` rows.
+
+    Summing ``m`` gradients at one point stands for ``m`` successive per-sample steps only while
+    the model would barely move within the batch: the change of the summed gradient over the
+    step, about ``rate x m x loss curvature x data curvature`` times the step, must stay below
+    it. Up to ``FREE_ROWS`` rows are taken as they come (scikit-learn's own early per-sample
+    steps are large too); beyond, ``rate <= 1 / ((m - FREE_ROWS) kappa L w)``.
+    """
+    if m <= FREE_ROWS:
+        return math.inf
+    kappa = LOSS_CURVATURE.get(cfg.loss, 1.0) * _round_up(max(mean_weight, 1e-12))
+    return 1.0 / ((m - FREE_ROWS) * kappa * _round_up(max(curvature, 1e-12)))
+
+
+def _round_up(value):
+    """``value`` rounded up to an eighth of an octave (at most 9% more).
+
+    The curvature and the mean weight come from reductions whose last bit can depend on where
+    the data sit in memory (SIMD loops peel unaligned heads); on the coarse grid such
+    differences vanish, so a recomputed partition gives the same cap, and the fit stays
+    reproducible bit for bit.
+    """
+    return 2.0 ** (math.ceil(math.log2(value) * 8.0) / 8.0)
 
 
 def decision(X, coef, intercept, *, xp):
@@ -328,7 +381,7 @@ def _class_weights(yb, class_weight, cfg, *, xp, dtype):
 
 
 def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
-              class_weight=None, clock_step=None, xp):
+              class_weight=None, clock_step=None, curvature=None, xp):
     """Run mini-batch SGD over ``rows`` of one partition, starting from ``model``.
 
     Parameters
@@ -350,6 +403,9 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
         How far the clock moves per mini-batch; by default the batch's rows. The driver gives
         every partition of a round the same steps, so that replicas of different sizes learn
         at the same rate.
+    curvature : float, default=None
+        :func:`data_curvature` of the partition, for :func:`rate_cap`; computed here when None
+        and a mini-batch has more than :data:`FREE_ROWS` rows.
     lr_scale : sequence of float, length K
         Per-output factor on the learning rate (the adaptive schedule's divisions; 0 freezes an
         output whose training has stopped).
@@ -405,6 +461,11 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
     if sample_weight is not None:
         sw = xp.astype(pick(sample_weight), dtype)[:, None]
         W_all = sw if W_all is None else W_all * sw
+    mean_weight = 1.0
+    if W_all is not None and batch_size > FREE_ROWS:
+        mean_weight = float(xp.mean(W_all))
+    if curvature is None and batch_size > FREE_ROWS:
+        curvature = data_curvature(X, cfg, xp=xp)
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
         m = stop - start
@@ -426,7 +487,7 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
         if W_all is not None:
             G = G * W_all[start:stop, :]
         grad = (Xb.T @ G).T if sparse else G.T @ Xb
-        base = base_learning_rate(cfg, t, m)
+        base = min(base_learning_rate(cfg, t), rate_cap(m, curvature, cfg, mean_weight))
         if uniform:
             eta = base * float(lr_scale[0])
             if cfg.has_l2:

@@ -6,7 +6,6 @@ Most tests run on the session's in-process 2-worker cluster (fixture ``c``); dat
 """
 import re
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd

@@ -43,7 +43,7 @@ def data():
 
 
 def _run(xp, X, y, cfg, *, sample_weight=None, class_weight=None, batch_size=1, rows=None,
-         t=1.0, lr_scale=None, dtype=None):
+         t=1.0, lr_scale=None, dtype=None, curvature=None):
     dtype = xp.float64 if dtype is None else dtype
     k, d = cfg.n_outputs, X.shape[1]
     model = K.init_model(xp.zeros((k, d), dtype=dtype), xp.zeros(k, dtype=dtype), cfg, xp=xp)
@@ -52,7 +52,8 @@ def _run(xp, X, y, cfg, *, sample_weight=None, class_weight=None, batch_size=1, 
     return K.local_sgd(Xx, _arr(xp, y) if cfg.classifier else _arr(xp, y, dtype),
                        None if sample_weight is None else _arr(xp, sample_weight, dtype), model,
                        _arr(xp, rows), batch_size=batch_size, t=t,
-                       lr_scale=lr_scale or (1.0,) * k, cfg=cfg, class_weight=class_weight, xp=xp)
+                       lr_scale=lr_scale or (1.0,) * k, cfg=cfg, class_weight=class_weight,
+                       curvature=curvature, xp=xp)
 
 
 # -- against scikit-learn's per-sample SGD --------------------------------------------------------
@@ -161,11 +162,18 @@ def test_slice_of_rows_is_the_same_as_their_indices(xp, data):
 def test_minibatch_step_is_summed_gradient_at_the_start(xp, data):
     X, y, _, _, _ = data
     cfg = K.SGDConfig(loss="log_loss", penalty=None, learning_rate="constant", eta0=0.1)
-    out = _run(xp, X, y, cfg, batch_size=60)  # one batch, from w = 0
+    # one batch, from w = 0; a negligible curvature keeps the rate cap out of the way
+    out = _run(xp, X, y, cfg, batch_size=60, curvature=1e-12)
     Y = np.where(y == 1, 1.0, -1.0)
     d = -Y / 2.0  # derivative of the log loss at margin 0
     assert_allclose(_np(out["coef"])[0], -0.1 * d @ X, atol=1e-12)
     assert_allclose(_np(out["intercept"]), [-0.1 * d.sum()], atol=1e-12)
+    # with the partition's own curvature the same step is taken at the capped rate
+    L = K.data_curvature(_arr(xp, X), cfg, xp=xp)
+    rate = K.rate_cap(60, L, cfg)
+    assert rate < 0.1
+    capped = _run(xp, X, y, cfg, batch_size=60)
+    assert_allclose(_np(capped["coef"])[0], -rate * d @ X, rtol=1e-12)
     # objective of the batch: 60 samples at log(2)
     assert_allclose(_np(out["loss"]), [60 * math.log(2.0)], rtol=1e-12)
     assert out["t"] == 61.0
@@ -180,7 +188,7 @@ def test_l2_shrinkage_of_a_batch_is_per_sample_shrinkage(xp, data):
     Xf = _arr(xp, np.abs(X) * 0 + 10.0)
     out = K.local_sgd(Xf, _arr(xp, np.ones(60, dtype=np.int64)), None, model,
                       _arr(xp, np.arange(20)), batch_size=20, t=1.0, lr_scale=(1.0,),
-                      cfg=cfg, xp=xp)
+                      cfg=cfg, curvature=1e-12, xp=xp)
     assert_allclose(_np(out["coef"]), np.full((1, 4), (1 - 0.1 * 0.01) ** 20), rtol=1e-12)
 
 
@@ -299,17 +307,59 @@ def test_learning_rate_schedules(xp):
     typw = math.sqrt(1 / math.sqrt(0.01))
     assert K.base_learning_rate(cfg, 1.0) == pytest.approx(typw)
     assert K.base_learning_rate(cfg, 11.0) == pytest.approx(1 / (0.01 * (1 / (typw * 0.01) + 10)))
-    # a mini-batch of m rows: its first update moves at most as far as 8 first updates
-    t0 = 1 / (typw * 0.01)
-    assert K.base_learning_rate(cfg, 1.0, 8) == K.base_learning_rate(cfg, 1.0)
-    assert K.base_learning_rate(cfg, 1.0, 80) == pytest.approx(typw / 10)
-    assert K.base_learning_rate(cfg, 1.0 + 100 * t0, 80) == pytest.approx(
-        K.base_learning_rate(cfg, 1.0 + 100 * t0))
     inv = K.SGDConfig(loss="hinge", learning_rate="invscaling", eta0=0.5, power_t=0.25)
     assert K.base_learning_rate(inv, 16.0) == pytest.approx(0.25)
     for schedule in ("constant", "adaptive"):
         assert K.base_learning_rate(K.SGDConfig(loss="hinge", learning_rate=schedule,
                                                 eta0=0.3), 99.0) == 0.3
+
+
+def test_rate_cap():
+    cfg = K.SGDConfig(loss="log_loss")
+    assert K.rate_cap(K.FREE_ROWS, 5.0, cfg) == math.inf  # small batches: scikit-learn's rate
+    m = K.FREE_ROWS + 92
+    # the curvature is rounded up to an eighth of an octave: 4.0 stays, 5.0 becomes 2**2.375
+    assert K.rate_cap(m, 4.0, cfg) == pytest.approx(1 / (92 * 0.25 * 4.0))
+    assert K.rate_cap(m, 4.0, cfg, mean_weight=4.0) == pytest.approx(1 / (92 * 0.25 * 4.0 * 4))
+    assert K.rate_cap(m, 5.0, cfg) == pytest.approx(1 / (92 * 0.25 * 2 ** 2.375))
+    # last-bit differences of the estimate give the same cap
+    assert K.rate_cap(m, 5.0 * (1 + 1e-15), cfg) == K.rate_cap(m, 5.0 * (1 - 1e-15), cfg)
+    squared = K.SGDConfig(loss="squared_error", classifier=False)
+    assert K.rate_cap(m, 4.0, squared) == pytest.approx(1 / (92 * 1.0 * 4.0))
+
+
+@pytest.mark.parametrize("xp", XPS)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_data_curvature(xp, fit_intercept):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6)) * np.array([3.0, 1, 1, 1, 0.5, 0.5]) + 0.3
+    cfg = K.SGDConfig(loss="hinge", fit_intercept=fit_intercept)
+    Z = np.hstack([X, np.ones((400, 1))]) if fit_intercept else X
+    want = np.linalg.eigvalsh(Z.T @ Z / 400)[-1]
+    got = K.data_curvature(_arr(xp, X), cfg, xp=xp, n_iter=30)
+    assert got == pytest.approx(want, rel=1e-3)
+    if xp is np_xp:  # sparse blocks are multiplied as they are
+        assert K.data_curvature(sp.csr_matrix(X), cfg, xp=xp, n_iter=30) == pytest.approx(got)
+
+
+@pytest.mark.parametrize("xp", XPS)
+def test_large_batches_at_a_high_rate_stay_stable(xp):
+    """A constant per-sample rate that is fine for one row at a time diverges when 200 rows are
+    summed at one point; the curvature cap keeps it converging to the least-squares fit."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 5))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0, 0.0]) + 0.5
+    cfg = K.SGDConfig(loss="squared_error", classifier=False, learning_rate="constant",
+                      eta0=0.05, penalty=None)
+    model = K.init_model(xp.zeros((1, 5), dtype=xp.float64), xp.zeros(1, dtype=xp.float64), cfg,
+                         xp=xp)
+    for _ in range(10):
+        model = {k: v for k, v in K.local_sgd(_arr(xp, X), _arr(xp, y), None, model,
+                                              _arr(xp, np.arange(2000)), batch_size=200,
+                                              t=1.0, lr_scale=(1.0,), cfg=cfg, xp=xp).items()
+                 if k in ("coef", "intercept")}
+    assert_allclose(_np(model["coef"])[0], [1.0, -2.0, 0.5, 3.0, 0.0], atol=1e-2)
+    assert_allclose(_np(model["intercept"]), [0.5], atol=1e-2)
 
 
 @pytest.mark.parametrize("xp", XPS)
