@@ -33,6 +33,8 @@ defaults = {
     "no_worker_timeout": 30.0,
     # Show a progress bar / per-iteration messages from drivers.
     "progress": False,
+    # Use compiled (Numba) kernels for NumPy partitions where an estimator has them.
+    "jit": True,
 }
 
 dask.config.update_defaults({"skdml": dict(defaults)})

@@ -51,11 +51,11 @@ class KMeans(ClusterBenchmark):
 
     def track_s_per_lloyd_iteration(self, dtype):
         # The fit's own driver, with the convergence test switched off (benchmark-only hook).
-        from skdml.cluster._kmeans import _column_major, _Driver
+        from skdml.cluster._kmeans import _kernel_layout, _Driver
         from skdml.parallel import persist_partitions
 
         X = self.X
-        parts = persist_partitions(X.map_blocks(_column_major, dtype=X.dtype, meta=X._meta),
+        parts = persist_partitions(X.map_blocks(_kernel_layout, dtype=X.dtype, meta=X._meta),
                                    None)
         try:
             driver = _Driver(parts, n_clusters=K, dtype=X.dtype, entropy=0, verbose=0)

@@ -36,6 +36,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import asarray_like, get_namespace, meta_like, to_host
+from .._progress import LoopProgress
 from .._validation import (
     Interval,
     StrOptions,
@@ -45,6 +46,7 @@ from .._validation import (
     validate_params,
 )
 from ..parallel import aggregate, map_partitions, persist_partitions, run_step
+from . import _kmeans_fused as F
 from . import _kmeans_kernels as K
 
 __all__ = ["KMeans"]
@@ -92,6 +94,9 @@ def _uniforms(entropy, stream, start, n):
 
 
 def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift):
+    if F.usable(X):
+        return F.lloyd_partial(X, w, C2, e, n_runs=n_runs, with_inertia=with_inertia,
+                               shift=shift)
     xp = get_namespace(X)
     out = K.lloyd_partial(X, w, _like(C2, X), _like(e, X), n_runs=n_runs,
                           with_inertia=with_inertia,
@@ -100,10 +105,13 @@ def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift):
 
 
 def _assign_task(X, w, C2, e, centers, *, n_runs, return_labels, partition):
-    xp = get_namespace(X)
-    out = K.assign_partial(X, w, _like(C2, X), _like(e, X), _like(centers, X), n_runs=n_runs,
-                           return_labels=return_labels, xp=xp)
-    out = to_host(out)
+    if F.usable(X):
+        out = F.assign_partial(X, w, C2, e, centers, n_runs=n_runs,
+                               return_labels=return_labels)
+    else:
+        xp = get_namespace(X)
+        out = to_host(K.assign_partial(X, w, _like(C2, X), _like(e, X), _like(centers, X),
+                                       n_runs=n_runs, return_labels=return_labels, xp=xp))
     if return_labels:
         out["labels"] = {partition: out["labels"]}
     return out
@@ -151,6 +159,8 @@ def _par_weigh_task(X, w, state, C2T, e, *, first_id, n_candidates):
 
 
 def _labels_task(X, *, C2, e):
+    if F.usable(X):
+        return F.labels_block(X, C2, e)
     return K.labels_block(X, _like(C2, X), _like(e, X), xp=get_namespace(X))
 
 
@@ -160,16 +170,21 @@ def _distances_task(X, *, C2, e, shift):
 
 
 def _inertia_task(X, w=None, *, C2, e, centers):
+    if F.usable(X):
+        return F.assign_partial(X, w, C2, e, centers)["inertia"]
     return K.inertia_block(X, w, _like(C2, X), _like(e, X), _like(centers, X),
                            xp=get_namespace(X))
 
 
-def _column_major(X):
-    """The block in column-major (Fortran) order: ``X_block^T`` is then contiguous, which makes
-    the Lloyd GEMMs and the reductions over the centers faster (measured 10-40%)."""
+def _kernel_layout(X):
+    """The block in the memory order its kernels are fastest on: row-major (C) for NumPy
+    blocks the compiled kernels take (they read a row at a time), column-major (Fortran)
+    otherwise, where ``X_block^T`` is then contiguous, which makes the array-API kernels'
+    GEMMs and reductions over the centers faster (measured 10-40%)."""
     mod = type(X).__module__.split(".")[0]
     if mod == "numpy":
-        return np.asfortranarray(X)
+        C = np.ascontiguousarray(X)
+        return C if F.usable(C) else np.asfortranarray(X)
     if mod == "cupy":  # pragma: no cover - GPU
         import cupy
 
@@ -387,14 +402,28 @@ class _Driver:
         shift = centers.reshape(-1, d).mean(axis=0)
         n_iter = np.zeros(n_runs, dtype=np.int64)
         done = np.zeros(n_runs, dtype=bool)
+        bar = LoopProgress(max_iter, "KMeans Lloyd" + (f" ({n_runs} runs)" if n_runs > 1 else ""),
+                           self.verbose)
+        figures = bool(self.verbose) or bar.shown  # per-iteration inertia wanted
+        need_moments = tol > 0 or figures
+        try:
+            self._iterate(centers, shift, n_iter, done, tol, max_iter, force_iter, need_moments,
+                          figures, bar)
+        finally:
+            bar.close()
+        return centers, n_iter
+
+    def _iterate(self, centers, shift, n_iter, done, tol, max_iter, force_iter, need_moments,
+                 figures, bar):
+        """The loop of :meth:`lloyd`; updates ``centers``, ``n_iter`` and ``done`` in place."""
+        n_runs, k, d = centers.shape
         tol_abs = 0.0
         const = 0.0
-        need_moments = tol > 0 or bool(self.verbose)
         for it in range(max_iter):
             active = np.flatnonzero(~done)
             C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
             moments = need_moments and it == 0
-            stats = run_step(self._lloyd_pass, C2, e, len(active), bool(self.verbose),
+            stats = run_step(self._lloyd_pass, C2, e, len(active), figures,
                              shift.astype(self.dtype) if moments else None, name="kmeans-lloyd")
             if moments:
                 n = float(stats["n"])
@@ -404,6 +433,7 @@ class _Driver:
                 const = float(stats["wxx"])
             sums = np.asarray(stats["sums"]).reshape(len(active), k, d)
             weights = np.asarray(stats["weights"]).reshape(len(active), k)
+            shown = {}
             for j, r in enumerate(active):
                 s, w = sums[j].copy(), weights[j].copy()
                 if not w.any() and it == 0:
@@ -418,8 +448,11 @@ class _Driver:
                 centers[r] = new
                 n_iter[r] = it + 1
                 label = f"Run {r}, iteration" if n_runs > 1 else "Iteration"
-                if self.verbose:
+                if figures:
                     inertia = const + float(stats["inertia"][j])
+                    shown = {"inertia": min(inertia, shown.get("inertia", np.inf)),
+                             "shift": max(moved, shown.get("shift", 0.0))}
+                if self.verbose:
                     print(f"{label} {it}, inertia {inertia:.6g}, center shift {moved:.6g}.")
                 if force_iter:
                     continue
@@ -430,9 +463,9 @@ class _Driver:
                     done[r] = True
                     self._say(f"Converged at iteration {it}: center shift {moved:.6g} within "
                               f"tolerance {tol_abs:.6g}.")
+            bar.step(**shown)
             if done.all():
                 break
-        return centers, n_iter
 
     def assign(self, centers, *, return_labels):
         """Final E-step: exact inertia and cluster sizes of every run, labels if asked."""
@@ -694,7 +727,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             if kind == "array" else None
         entropy = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-        layout = Xd.map_blocks(_column_major, dtype=Xd.dtype, meta=Xd._meta,
+        layout = Xd.map_blocks(_kernel_layout, dtype=Xd.dtype, meta=Xd._meta,
                                name=f"skdml-kmeans-layout-{tokenize(Xd)}")
         parts = persist_partitions(layout, sw)
         try:

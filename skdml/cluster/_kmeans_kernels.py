@@ -291,7 +291,8 @@ def assign_partial(X, sample_weight, C2, e, centers, *, n_runs=1, return_labels=
             parts.append(xp.astype(labels, xp.int32))
     out = {"inertia": inertia, "counts": counts}
     if return_labels:
-        out["labels"] = xp.concat(parts, axis=1)
+        out["labels"] = xp.concat(parts, axis=1) if parts else \
+            xp.zeros((n_runs, 0), dtype=xp.int32, device=dev)
     return out
 
 

@@ -41,6 +41,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import asarray_like, get_namespace, is_dask_array, to_host
+from .._progress import LoopProgress
 from .._validation import (
     Interval,
     StrOptions,
@@ -61,6 +62,7 @@ from ..parallel import (
     persist_partitions,
     run_step,
 )
+from . import _sgd_fused as fused
 from . import _sgd_kernels as kernels
 
 __all__ = ["SGDClassifier", "SGDRegressor"]
@@ -194,9 +196,14 @@ def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, 
         rows = order[lo:hi]
     model = _normalized(state, cfg)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        out = kernels.local_sgd(X, y, w, model, rows, batch_size=batch[partition],
-                                t=t, lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
-                                clock_step=clock_step, xp=xp)
+        if fused.usable(X, y):
+            out = fused.local_sgd(X, y, w, model, rows, batch_size=batch[partition], t=t,
+                                  lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
+                                  clock_step=clock_step)
+        else:
+            out = kernels.local_sgd(X, y, w, model, rows, batch_size=batch[partition],
+                                    t=t, lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
+                                    clock_step=clock_step, xp=xp)
     n = float(hi - lo)
     res = _pack({**{k: out[k] * n for k in model}, "loss": out["loss"]}, n, xp)
     if partition == 0 and not reset_loss:
@@ -725,6 +732,8 @@ class _BaseSGD(BaseEstimator):
             else:
                 score = to_host(_value(st, "loss")) / max(n_train, 1)
                 better_is_higher = False
+            bar.step(**{"validation score" if self.early_stopping else "loss":
+                        float(np.mean(score))})
             if self.verbose:
                 msg = (f"-- Epoch {first_epoch + done}\nNorm: {np.linalg.norm(coef):.2f}, "
                        f"NNZs: {int(np.count_nonzero(coef))}, Bias: {float(intercept[0]):.6f}, "
@@ -764,11 +773,13 @@ class _BaseSGD(BaseEstimator):
                       f"{time.perf_counter() - track['start']:.2f} seconds")
             return bool(np.all(track["stopped"])), scale
 
+        bar = LoopProgress(max_epochs, f"{type(self).__name__} epochs", self.verbose)
         try:
             state, n_epochs = run.run(state, first_epoch=first_epoch, max_epochs=max_epochs,
                                       t0=t_clock, lr_scale=np.ones(n_outputs),
                                       on_epoch=on_epoch)
         finally:
+            bar.close()
             parts.release()
             for p in extra:
                 p.release()

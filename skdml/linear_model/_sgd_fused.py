@@ -1,0 +1,262 @@
+"""Compiled (Numba) mini-batch SGD for dense NumPy partitions.
+
+:func:`skdml.linear_model._sgd_kernels.local_sgd` is the reference and the path for CuPy,
+sparse blocks and every other namespace. On NumPy it pays a dozen array calls per mini-batch
+(about 40 us each batch) and, with ``shuffle=True``, copies every mini-batch's rows into a
+buffer before using them. Here one compiled loop visits the rows in the epoch's order straight
+from the partition, computes each row's scores, loss derivative and its share of the batch's
+gradient while the row is in cache (one pass over the data per epoch), and applies the batch's
+update exactly as the reference does (L2 shrinkage of the batch at once, truncated-gradient L1,
+running average). The schedule's learning rate, its curvature cap and the averaging weights
+depend only on the sample clock, so they are computed per batch in Python beforehand with the
+reference's own functions.
+
+Results equal the reference's up to rounding: the dot products are summed in a different order
+(vectorised), and the batch gradients are accumulated in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _config
+from . import _sgd_kernels as kernels
+
+__all__ = ["usable", "local_sgd"]
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency, but may lack a wheel
+    numba = None
+
+#: Loss ids of the compiled kernel.
+_LOSS_IDS = {"hinge": 0, "perceptron": 1, "squared_hinge": 2, "log_loss": 3,
+             "modified_huber": 4, "squared_error": 5, "huber": 6, "epsilon_insensitive": 7,
+             "squared_epsilon_insensitive": 8}
+
+
+def _njit(fn):
+    if numba is None:  # pragma: no cover
+        return None
+    # reassociation lets the dot products and the gradient sums vectorise; no "nnan"/"ninf":
+    # an overflow must still show as inf/nan, for the driver's divergence check
+    return numba.njit(cache=True, nogil=True,
+                      fastmath={"reassoc", "contract", "nsz"})(fn)
+
+
+@_njit
+def _loss_grad(loss_id, p, y, eps):
+    """(loss, derivative in the score) of one score ``p`` against target ``y``."""
+    if loss_id == 0 or loss_id == 1:  # hinge (threshold 1), perceptron (threshold 0)
+        thr = 1.0 if loss_id == 0 else 0.0
+        z = p * y
+        if z <= thr:
+            return thr - z, -y
+        return 0.0, 0.0
+    if loss_id == 2:  # squared hinge
+        r = max(1.0 - p * y, 0.0)
+        return r * r, -2.0 * y * r
+    if loss_id == 3:  # log loss, exp() capped like the reference's _EXP_CAP
+        mz = min(p * y, 30.0)
+        ope = 1.0 + math.exp(mz)
+        return math.log(ope) - mz, -y / ope
+    if loss_id == 4:  # modified huber
+        z = p * y
+        if z >= 1.0:
+            return 0.0, 0.0
+        if z >= -1.0:
+            return (1.0 - z) * (1.0 - z), -2.0 * (1.0 - z) * y
+        return -4.0 * z, -4.0 * y
+    if loss_id == 5:  # squared error
+        d = p - y
+        return 0.5 * d * d, d
+    if loss_id == 6:  # huber
+        r = p - y
+        a = abs(r)
+        if a <= eps:
+            return 0.5 * r * r, r
+        return eps * (a - 0.5 * eps), eps if r > 0 else (-eps if r < 0 else 0.0)
+    r = y - p
+    if loss_id == 7:  # epsilon-insensitive
+        d = (1.0 if -r > eps else 0.0) - (1.0 if r > eps else 0.0)
+        return max(abs(r) - eps, 0.0), d
+    # squared epsilon-insensitive
+    e = max(abs(r) - eps, 0.0)
+    if r > eps:
+        return e * e, -2.0 * (r - eps)
+    if r < -eps:
+        return e * e, 2.0 * (-r - eps)
+    return e * e, 0.0
+
+
+@_njit
+def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, base, frac,
+         batch, scale, active, loss_id, eps, clip, alpha, l1, has_l2, has_l1, has_penalty,
+         fit_intercept, intercept_decay, average, compute_loss, loss_sum):
+    n_rows, K = Y.shape
+    d = coef.shape[1]
+    weighted = W.shape[0] > 0
+    grad = np.empty((K, d))
+    gsum = np.empty(K)
+    n_batches = base.shape[0]
+    for bi in range(n_batches):
+        start = bi * batch
+        stop = min(start + batch, n_rows)
+        m = stop - start
+        if compute_loss and has_penalty:  # the objective's penalty at the batch's start
+            for k in range(K):
+                w = coef[k]
+                sq = 0.0
+                ab = 0.0
+                for f in range(d):
+                    sq += w[f] * w[f]
+                    ab += abs(w[f])
+                pen = 0.0
+                if l1 < 1.0:
+                    pen += sq * (m * alpha * (1.0 - l1) * 0.5)
+                if l1 > 0.0:
+                    pen += ab * (m * alpha * l1)
+                loss_sum[k] += pen
+        grad[:] = 0.0
+        gsum[:] = 0.0
+        for ii in range(start, stop):
+            x = X[offset + ii] if contiguous else X[rows[ii]]
+            for k in range(K):
+                w = coef[k]
+                p = intercept[k]
+                for f in range(d):
+                    p += x[f] * w[f]
+                lval, g = _loss_grad(loss_id, float(p), float(Y[ii, k]), eps)
+                if compute_loss:
+                    loss_sum[k] += lval
+                if clip:
+                    g = min(max(g, -1e12), 1e12)
+                if weighted:
+                    g *= W[ii, k]
+                gsum[k] += g
+                gk = grad[k]
+                for f in range(d):
+                    gk[f] += g * x[f]
+        for k in range(K):
+            eta = base[bi] * scale[k]
+            w = coef[k]
+            if has_l2:
+                shrink = max(1.0 - (1.0 - l1) * alpha * eta, 0.0) ** m
+                for f in range(d):
+                    w[f] *= shrink
+            gk = grad[k]
+            for f in range(d):
+                w[f] -= eta * gk[f]
+            if fit_intercept:
+                intercept[k] -= gsum[k] * (intercept_decay * eta)
+            if has_l1:
+                u[k] += (l1 * alpha * m) * (eta * active[k])
+                qk = q[k]
+                for f in range(d):
+                    c = w[f]
+                    if c > 0:
+                        new = max(c - (u[k] + qk[f]), 0.0)
+                    elif c < 0:
+                        new = min(c + (u[k] - qk[f]), 0.0)
+                    else:
+                        new = c
+                    w[f] = new
+                    qk[f] += new - c
+            if average and frac[bi] > 0:
+                fr = frac[bi] * active[k]
+                ak = avg[k]
+                for f in range(d):
+                    ak[f] += (w[f] - ak[f]) * fr
+                avg_b[k] += (intercept[k] - avg_b[k]) * fr
+
+
+def usable(X, y):
+    """Whether the compiled kernel applies to the partition ``(X, y)``."""
+    return (
+        type(X) is np.ndarray
+        and type(y) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in (np.float32, np.float64)
+        and X.flags.c_contiguous
+        and bool(_config.get("jit"))
+        and _sgd is not None
+    )
+
+
+def _schedule(n_rows, batch_size, t, cfg, clock_step, curvature, mean_weight):
+    """Per-batch base learning rate and averaging fraction, and the clock after the last
+    batch: the reference's per-batch scalars, computed ahead."""
+    n_batches = -(-n_rows // batch_size)
+    base = np.empty(n_batches)
+    frac = np.zeros(n_batches)
+    for b in range(n_batches):
+        m = min(batch_size, n_rows - b * batch_size)
+        base[b] = min(kernels.base_learning_rate(cfg, t),
+                      kernels.rate_cap(m, curvature, cfg, mean_weight))
+        step = m if clock_step is None else clock_step
+        if cfg.average:
+            done = max(0.0, t - cfg.average)
+            new = max(0.0, t + step - max(t, cfg.average))
+            if new > 0:
+                frac[b] = new / (done + new)
+        t += step
+    return base, frac, t
+
+
+def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
+              class_weight=None, clock_step=None, curvature=None):
+    """Compiled :func:`skdml.linear_model._sgd_kernels.local_sgd` (same inputs and output)."""
+    import array_api_compat.numpy as npx
+
+    coef = np.array(model["coef"], copy=True, order="C")
+    intercept = np.array(model["intercept"], copy=True)
+    dtype = coef.dtype
+    n_out = coef.shape[0]
+    empty = np.zeros((0, 0), dtype=dtype)
+    avg = avg_b = q = u = None
+    if cfg.average:
+        avg = np.array(model["avg_coef"], copy=True, order="C")
+        avg_b = np.array(model["avg_intercept"], copy=True)
+    if cfg.has_l1:
+        q = np.array(model["q"], copy=True, order="C")
+        u = np.array(model["u"], copy=True)
+    loss_sum = np.zeros(n_out)
+    contiguous = isinstance(rows, slice)
+    if contiguous:
+        offset, n_rows = rows.start, rows.stop - rows.start
+        order = np.zeros(0, dtype=np.int64)
+        y_rows = y[rows]
+    else:
+        offset, n_rows = 0, int(rows.shape[0])
+        order = np.ascontiguousarray(rows, dtype=np.int64)
+        y_rows = np.take(y, order, axis=0)
+    if n_rows == 0:
+        return kernels._result(coef, intercept, avg, avg_b, q, u, loss_sum, t, cfg)
+    Y = np.ascontiguousarray(kernels.targets(y_rows, cfg, xp=npx, dtype=dtype))
+    W = None
+    if class_weight is not None:
+        W = kernels._class_weights(y_rows, class_weight, cfg, xp=npx, dtype=dtype)
+    if sample_weight is not None:
+        sw = (sample_weight[rows] if contiguous else np.take(sample_weight, order))
+        sw = sw.astype(dtype)[:, None]
+        W = sw if W is None else W * sw
+    mean_weight = 1.0
+    if W is not None and batch_size > kernels.FREE_ROWS:
+        mean_weight = float(np.mean(W))
+    if curvature is None and batch_size > kernels.FREE_ROWS:
+        curvature = kernels.data_curvature(X, cfg, xp=npx)
+    base, frac, t_end = _schedule(n_rows, batch_size, t, cfg, clock_step, curvature,
+                                  mean_weight)
+    scale = np.asarray(lr_scale, dtype=np.float64)
+    active = (scale > 0).astype(np.float64)
+    _sgd(X, order, offset, contiguous, Y,
+         empty if W is None else np.ascontiguousarray(np.broadcast_to(W, Y.shape), dtype=dtype),
+         coef, intercept,
+         empty if avg is None else avg, intercept[:0] if avg_b is None else avg_b,
+         empty if q is None else q, intercept[:0] if u is None else u,
+         base, frac, int(batch_size), scale, active, _LOSS_IDS[cfg.loss], float(cfg.epsilon),
+         cfg.loss in kernels._UNBOUNDED, float(cfg.alpha), float(cfg.l1), cfg.has_l2,
+         cfg.has_l1, cfg.penalty is not None, bool(cfg.fit_intercept),
+         float(cfg.intercept_decay), bool(cfg.average), bool(cfg.compute_loss), loss_sum)
+    return kernels._result(coef, intercept, avg, avg_b, q, u, loss_sum, t_end, cfg)

@@ -1,0 +1,148 @@
+"""The compiled (Numba) mini-batch SGD against the array-API kernel it stands in for.
+
+The array-API ``local_sgd`` (tested on NumPy and array_api_strict in test_sgd_kernels.py) is the
+reference: for every loss, penalty, weighting, averaging, output count, row order and dtype,
+the compiled kernel must return the same model, objective and clock up to rounding.
+"""
+import array_api_compat.numpy as npx
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import skdml
+from skdml.linear_model import SGDClassifier, SGDRegressor
+from skdml.linear_model import _sgd_fused as fused
+from skdml.linear_model import _sgd_kernels as K
+
+pytest.importorskip("numba")
+
+CLASSIFIER_LOSSES = ["hinge", "perceptron", "squared_hinge", "log_loss", "modified_huber"]
+
+
+def _data(n=403, d=7, n_classes=2, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, n_classes, n)
+    return X, y, rng.random(n) + 0.5
+
+
+def _run(impl, X, y, cfg, *, rows, sw=None, class_weight=None, lr_scale=None, start=None,
+         batch_size=16, t=1.0, clock_step=None):
+    K_out, d = cfg.n_outputs, X.shape[1]
+    rng = np.random.default_rng(5)
+    coef = (0.1 * rng.standard_normal((K_out, d))).astype(X.dtype) if start is None else start
+    model = K.init_model(coef, np.full(K_out, 0.05, dtype=X.dtype), cfg, xp=npx)
+    kw = dict(batch_size=batch_size, t=t, cfg=cfg, class_weight=class_weight,
+              lr_scale=[1.0] * K_out if lr_scale is None else lr_scale, clock_step=clock_step)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if impl == "fused":
+            return fused.local_sgd(X, y, sw, model, rows, **kw)
+        return K.local_sgd(X, y, sw, model, rows, xp=npx, **kw)
+
+
+def _compare(a, b, dtype):
+    rtol = 2e-4 if dtype == np.float32 else 1e-9
+    assert set(a) == set(b)
+    assert a["t"] == b["t"]
+    for key in a:
+        if key == "t":
+            continue
+        assert np.asarray(a[key]).dtype == np.asarray(b[key]).dtype, key
+        assert_allclose(a[key], b[key], rtol=rtol, atol=rtol * 1e-2, err_msg=key)
+
+
+@pytest.mark.parametrize("loss", CLASSIFIER_LOSSES)
+@pytest.mark.parametrize("penalty", ["l2", "l1", "elasticnet", None])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classifier_losses_and_penalties(loss, penalty, n_classes):
+    X, y, _ = _data(n_classes=n_classes)
+    cfg = K.SGDConfig(loss=loss, penalty=penalty, n_outputs=1 if n_classes == 2 else n_classes,
+                      alpha=1e-3)
+    rows = np.random.default_rng(1).permutation(X.shape[0])
+    _compare(_run("fused", X, y, cfg, rows=rows), _run("ref", X, y, cfg, rows=rows),
+             np.float64)
+
+
+@pytest.mark.parametrize("loss", K.REGRESSION_LOSSES)
+def test_regressor_losses(loss):
+    X, _, _ = _data()
+    y = X @ np.arange(1.0, 8.0) + 0.3
+    cfg = K.SGDConfig(loss=loss, classifier=False, learning_rate="invscaling", eta0=0.01,
+                      epsilon=0.5)
+    _compare(_run("fused", X, y, cfg, rows=slice(0, 403)),
+             _run("ref", X, y, cfg, rows=slice(0, 403)), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("order", ["contiguous", "slice-offset", "shuffled"])
+def test_weights_average_and_row_orders(dtype, order):
+    X, y, sw = _data(n_classes=3, dtype=dtype)
+    cfg = K.SGDConfig(loss="log_loss", penalty="elasticnet", n_outputs=3, average=50)
+    rows = {"contiguous": slice(0, 403), "slice-offset": slice(17, 390),
+            "shuffled": np.random.default_rng(2).permutation(403)[:350]}[order]
+    kw = dict(rows=rows, sw=sw, class_weight=[0.5, 2.0, 1.0], clock_step=12.5)
+    _compare(_run("fused", X, y, cfg, **kw), _run("ref", X, y, cfg, **kw), dtype)
+
+
+def test_per_output_rates_and_frozen_outputs():
+    X, y, _ = _data(n_classes=3)
+    cfg = K.SGDConfig(loss="hinge", penalty="l1", n_outputs=3, learning_rate="constant",
+                      eta0=0.05, average=1)
+    kw = dict(rows=slice(0, 403), lr_scale=[1.0, 0.2, 0.0])
+    a, b = _run("fused", X, y, cfg, **kw), _run("ref", X, y, cfg, **kw)
+    _compare(a, b, np.float64)
+    start = _run("ref", X, y, cfg, rows=slice(0, 0))["coef"]
+    assert_array_equal(a["coef"][2], start[2])  # rate 0: the output does not move
+
+
+def test_small_batches_skip_the_curvature_cap():
+    X, y, _ = _data()
+    cfg = K.SGDConfig(loss="modified_huber")
+    kw = dict(rows=slice(0, 403), batch_size=1)
+    _compare(_run("fused", X, y, cfg, **kw), _run("ref", X, y, cfg, **kw), np.float64)
+
+
+def test_empty_rows_and_untouched_inputs():
+    X, y, sw = _data()
+    cfg = K.SGDConfig(loss="log_loss", average=1, penalty="l1")
+    before = X.copy(), y.copy(), sw.copy()
+    out = _run("fused", X, y, cfg, rows=slice(10, 10), sw=sw)
+    assert out["t"] == 1.0 and not out["loss"].any()
+    _run("fused", X, y, cfg, rows=np.arange(403)[::-1], sw=sw)
+    for a, b in zip((X, y, sw), before):
+        assert_array_equal(a, b)
+
+
+def test_usable_only_for_row_major_float_numpy():
+    X, y, _ = _data()
+    assert fused.usable(X, y)
+    assert not fused.usable(np.asfortranarray(X), y)
+    assert not fused.usable(X.astype(np.int64), y)
+    with skdml.config.set(jit=False):
+        assert not fused.usable(X, y)
+
+
+@pytest.mark.parametrize("Est, loss", [(SGDClassifier, "log_loss"),
+                                       (SGDRegressor, "huber")])
+def test_estimator_is_the_same_with_and_without_jit(c, Est, loss):
+    """A gentle constant rate: the two paths then agree to rounding through a whole fit (with
+    the default "optimal" rate and two-row batches the first steps are so large that rounding
+    differences grow, as between any two BLAS builds; the quality stays the same)."""
+    import dask.array as da
+
+    X, y, _ = _data(n=1200, n_classes=3)
+    if Est is SGDRegressor:
+        y = X @ np.arange(1.0, 8.0)
+    Xd, yd = da.from_array(X, chunks=300), da.from_array(y, chunks=300)
+    fits, scores = [], []
+    for jit in (True, False):
+        with skdml.config.set(jit=jit):
+            gentle = Est(loss=loss, max_iter=4, tol=None, random_state=0, average=True,
+                         learning_rate="constant", eta0=0.01).fit(Xd, yd)
+            default = Est(loss=loss, max_iter=4, tol=None, random_state=0).fit(Xd, yd)
+        fits.append(gentle)
+        scores.append(default.score(X, y))
+    assert_allclose(fits[0].coef_, fits[1].coef_, rtol=1e-7, atol=1e-9)
+    assert_allclose(fits[0].intercept_, fits[1].intercept_, rtol=1e-7, atol=1e-9)
+    assert fits[0].t_ == fits[1].t_
+    assert abs(scores[0] - scores[1]) < 0.05
