@@ -165,6 +165,8 @@ def persist_partitions(*arrays, client=None):
         who = ex.client.who_has(cols[0])
         workers = [(sorted(who.get(f.key, ())) or [None])[0] for f in cols[0]]
         nthreads = ex.nthreads()
+        cols, workers, persisted = _balance(ex, cols, workers, nthreads,
+                                            [int(c) for c in row_chunks], persisted)
     else:
         persisted = dask.persist(*present, scheduler="threads")
         cols = [list(a.to_delayed().ravel()) for a in persisted]
@@ -175,6 +177,76 @@ def persist_partitions(*arrays, client=None):
     blocks = [tuple(col[i] for col in full) for i in range(len(row_chunks))]
     return Partitions(blocks=blocks, workers=workers, lengths=[int(c) for c in row_chunks],
                       nthreads=nthreads, arrays=tuple(persisted))
+
+
+def _move(block):
+    """Identity: the task's output is the block, stored on the worker the task runs on."""
+    return block
+
+
+def _balance(ex, cols, workers, nthreads, lengths, arrays):
+    """Move partitions off workers holding more rows than their share of the threads.
+
+    Dask places the tasks that generate or load the data where it sees fit, and measured 3:1
+    splits over two workers (an epoch then takes as long as the busier worker needs). Each
+    surplus partition, largest first, is copied by a task preferring the worker furthest below
+    its share, as long as that brings the two closer; the copies keep their lineage (they
+    depend on the originals), so a lost worker is still recovered by recomputation.
+
+    Returns the new ``(cols, workers, arrays)``: ``arrays`` rebuilt as Dask arrays over the
+    blocks' futures (the originals of moved blocks are no longer referenced, so their memory is
+    freed).
+    """
+    live = [w for w in sorted(nthreads) if nthreads[w]]
+    if len(live) < 2 or any(w not in nthreads for w in workers):
+        return cols, workers, arrays
+    total_rows = float(sum(lengths))
+    total_threads = float(sum(nthreads[w] for w in live))
+    share = {w: total_rows * nthreads[w] / total_threads for w in live}
+    load = {w: 0.0 for w in live}
+    for w, n in zip(workers, lengths):
+        load[w] += n
+    moves = {}
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        src = workers[i]
+        dst = min(live, key=lambda w: load[w] - share[w])
+        n = lengths[i]
+        # move only when it reduces the larger of the two workers' excess
+        if dst == src or max(load[src] - n - share[src], load[dst] + n - share[dst]) >= \
+                max(load[src] - share[src], load[dst] - share[dst]):
+            continue
+        load[src] -= n
+        load[dst] += n
+        moves[i] = dst
+    if not moves:
+        return cols, workers, arrays
+    from ._executor import new_name
+
+    prefix = new_name("balance")
+    new_cols = [list(col) for col in cols]
+    for i, dst in moves.items():
+        for j, col in enumerate(cols):
+            new_cols[j][i] = ex.submit(_move, col[i], key=(prefix, j, i), workers=[dst])
+        workers = list(workers)
+        workers[i] = dst
+    ex.wait([new_cols[j][i] for i in moves for j in range(len(cols))])
+    who = ex.client.who_has([new_cols[0][i] for i in moves])
+    for i in moves:  # where the copy actually landed (another worker if dst was lost)
+        workers[i] = (sorted(who.get(new_cols[0][i].key, ())) or [workers[i]])[0]
+    return new_cols, workers, tuple(_array_of(a, col, prefix, j)
+                                    for j, (a, col) in enumerate(zip(arrays, new_cols)))
+
+
+def _array_of(like, futures, prefix, j):
+    """A Dask array like ``like`` whose row blocks are ``futures``."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"{prefix}-array{j}"
+    tail = (0,) * (like.ndim - 1)
+    dsk = {(name, i) + tail: f for i, f in enumerate(futures)}
+    return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=[]), name,
+                    chunks=like.chunks, dtype=like.dtype, meta=like._meta)
 
 
 def _row_keys(a):

@@ -188,6 +188,42 @@ def test_persist_partitions_checks_alignment_and_feature_chunks():
     assert parts.blocks[0][1] is None and parts.n_samples == 10
 
 
+def test_persist_partitions_balances_rows_over_workers(c):
+    """Data that sit on one worker are spread so each worker holds its share of the rows; the
+    blocks keep their values and order, and the arrays handed on are the balanced ones."""
+    from distributed import futures_of, wait
+
+    w0, w1 = sorted(c.nthreads())
+    rng = np.random.default_rng(0)
+    X_np, y_np = rng.standard_normal((80, 3)), np.arange(80.0)
+    X = c.persist(da.from_array(X_np, chunks=(10, 3)), workers=[w0])
+    y = c.persist(da.from_array(y_np, chunks=10), workers=[w0])
+    wait([X, y])
+    assert set().union(*c.who_has(futures_of(X)).values()) == {w0}
+    parts = persist_partitions(X, y)
+    assert sorted(parts.workers.count(w) for w in (w0, w1)) == [4, 4]
+    for i, (xb, yb) in enumerate(parts.blocks):
+        assert {c.who_has([xb])[xb.key][0], c.who_has([yb])[yb.key][0]} == {parts.workers[i]}
+        assert_array_equal(xb.result(), X_np[i * 10:(i + 1) * 10])
+        assert_array_equal(yb.result(), y_np[i * 10:(i + 1) * 10])
+    assert_array_equal(parts.arrays[0].compute(), X_np)
+    assert_array_equal((parts.arrays[1] * 2).compute(), 2 * y_np)
+    # a balanced placement is left alone
+    again = persist_partitions(parts.arrays[0])
+    assert again.workers == parts.workers
+
+
+def test_kmeans_fit_on_data_held_by_one_worker(c):
+    from skdml.cluster import KMeans
+
+    w0 = sorted(c.nthreads())[0]
+    rng = np.random.default_rng(1)
+    X_np = np.concatenate([rng.normal(m, 0.3, (60, 2)) for m in (0, 4, 8)])
+    X = c.persist(da.from_array(X_np, chunks=(30, 2)), workers=[w0])
+    km = KMeans(3, random_state=0).fit(X)  # k-means|| builds graphs on the balanced arrays
+    assert_allclose(np.sort(km.cluster_centers_[:, 0]), [0, 4, 8], atol=0.2)
+
+
 def test_task_names_read_like_the_algorithm(c):
     X = da.ones((20, 2), chunks=(5, 2))
     parts = persist_partitions(X)
