@@ -196,7 +196,7 @@ def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, 
         rows = order[lo:hi]
     model = _normalized(state, cfg)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if fused.usable(X, y):
+        if fused.usable(X, y, cfg):
             out = fused.local_sgd(X, y, w, model, rows, batch_size=batch[partition], t=t,
                                   lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
                                   clock_step=clock_step)

@@ -107,6 +107,10 @@ class Partitions:
 def persist_partitions(*arrays, client=None):
     """Persist aligned Dask arrays on the cluster and return their row-partitions.
 
+    On a cluster of several workers the rows are then balanced: partitions on a worker that
+    holds more than its share of the rows (in proportion to its threads) are copied to the
+    workers furthest below theirs, keeping their lineage (see ``_balance``).
+
     Parameters
     ----------
     *arrays : dask.array.Array

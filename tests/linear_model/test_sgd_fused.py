@@ -113,13 +113,15 @@ def test_empty_rows_and_untouched_inputs():
         assert_array_equal(a, b)
 
 
-def test_usable_only_for_row_major_float_numpy():
+def test_usable_only_for_row_major_float_numpy_and_one_output():
     X, y, _ = _data()
-    assert fused.usable(X, y)
-    assert not fused.usable(np.asfortranarray(X), y)
-    assert not fused.usable(X.astype(np.int64), y)
+    cfg = K.SGDConfig(loss="log_loss")
+    assert fused.usable(X, y, cfg)
+    assert not fused.usable(np.asfortranarray(X), y, cfg)
+    assert not fused.usable(X.astype(np.int64), y, cfg)
+    assert not fused.usable(X, y, K.SGDConfig(loss="log_loss", n_outputs=3))
     with skdml.config.set(jit=False):
-        assert not fused.usable(X, y)
+        assert not fused.usable(X, y, cfg)
 
 
 @pytest.mark.parametrize("Est, loss", [(SGDClassifier, "log_loss"),
