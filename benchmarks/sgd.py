@@ -20,6 +20,7 @@ Run: ``python benchmarks/sgd.py [--quick] [--no-write]``; writes the "sgd" secti
 RESULTS.md.
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -70,10 +71,12 @@ def make_data(client, n_train, n_test, n_classes, chunk):
     X, y = da.concatenate(xs), da.concatenate(ys)
     wait([X, y])
     n_blocks = n_train // chunk
-    Xtr, ytr = X[:n_train], y[:n_train]
-    Xte, yte = X[n_train:], y[n_train:]
+    # persisted once more after slicing: the concatenate/slice tasks (a copy of every block)
+    # then run here, not inside every contender's timed fit
+    Xtr, ytr, Xte, yte = client.persist([X[:n_train], y[:n_train], X[n_train:], y[n_train:]])
+    wait([Xtr, ytr, Xte, yte])
     assert Xtr.numblocks[0] == n_blocks
-    placement = client.who_has([f for xb in xs[:n_blocks] for f in futures_of(xb)])
+    placement = client.who_has(futures_of(Xtr))
     host = tuple(a.compute() for a in (Xtr, ytr, Xte, yte))
     return (Xtr, ytr, Xte, yte), host, placement
 
@@ -161,7 +164,11 @@ def binary_section(client, n_train, n_test, chunk, bandwidth):
         for w in ws:
             per_worker[w] = per_worker.get(w, 0) + 1
     nbytes = data[0].nbytes
-    fit_skdml(data, 1, seeds=(0,))  # warm the workers (imports, first allocations)
+    # warm the workers (imports, first allocations, and the compiled kernels of every
+    # configuration timed below: Numba compiles a kernel for each new argument type the
+    # first time it meets it, in every worker process, unless its disk cache has it)
+    for kw in ({}, {"shuffle": False}, {"average": True}, {"shuffle": False, "average": True}):
+        fit_skdml(data, 1, seeds=(0,), **kw)
 
     sk_s, sk_acc = fit_sklearn(host, EPOCHS)
     sd_s, sd_acc, _ = fit_skdml(data, EPOCHS)
@@ -275,10 +282,12 @@ def main():
     args = parser.parse_args()
     n_train, n_test = (100_000, 20_000) if args.quick else (1_000_000, 200_000)
     chunk = n_train // 4
+    loads = [os.getloadavg()[0]]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit="8GiB") as cluster, Client(cluster) as client:
         bandwidth = measure_bandwidth(client)
         binary, data = binary_section(client, n_train, n_test, chunk, bandwidth)
+        loads.append(os.getloadavg()[0])
         print(binary, flush=True)
         sync = sync_section(data)
         print(sync, flush=True)
@@ -287,7 +296,10 @@ def main():
         print(multi, flush=True)
     text = "\n\n".join([
         "## SGDClassifier (benchmarks/sgd.py)", "",
-        f"Machine: {machine_line()}; 2-worker x 1-thread process LocalCluster; copy bandwidth "
+        f"Machine: {machine_line()}; load average {loads[0]:.1f} at the start, {loads[1]:.1f} "
+        "after the binary section (shared machine: other jobs come and go, and repeated runs "
+        "of this script have differed by up to 30%); "
+        f"2-worker x 1-thread process LocalCluster; copy bandwidth "
         f"of the two workers together {bandwidth:.0f} GB/s. All contenders run side by side in "
         "one process on the same data" + (" (--quick size)." if args.quick else "."),
         binary, sync, multi])

@@ -183,7 +183,9 @@ def _kernel_layout(X):
     GEMMs and reductions over the centers faster (measured 10-40%)."""
     mod = type(X).__module__.split(".")[0]
     if mod == "numpy":
-        C = np.ascontiguousarray(X)
+        # aligned too: a block deserialized at an odd address would be another argument type
+        # for the compiled kernels (a compilation in every worker) and slower to read
+        C = np.require(X, requirements=["C", "A"])
         return C if F.usable(C) else np.asfortranarray(X)
     if mod == "cupy":  # pragma: no cover - GPU
         import cupy

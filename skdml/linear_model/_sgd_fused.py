@@ -196,6 +196,7 @@ def usable(X, y, cfg):
         and X.ndim == 2
         and X.dtype in (np.float32, np.float64)
         and X.flags.c_contiguous
+        and X.flags.aligned  # an unaligned block would be one more type to compile for
         and bool(_config.get("jit"))
         and _sgd is not None
     )

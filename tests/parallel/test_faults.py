@@ -157,6 +157,25 @@ def test_worker_killed_during_map_partitions(pc):
     assert elapsed < 30
 
 
+def test_balanced_copies_survive_their_worker(pc):
+    """Partitions that persist_partitions moved keep their lineage: killing the worker that
+    received them loses nothing."""
+    X = _data(seed=7)
+    expected = X.compute().sum(axis=0)
+    first = sorted(pc.nthreads())[0]
+    Xp = pc.persist(X, workers=[first])
+    wait(Xp)
+    parts = persist_partitions(Xp, client=pc)
+    counts = sorted(parts.workers.count(w) for w in set(parts.workers))
+    assert counts == [4, 4, 4]  # 12 partitions over 3 workers
+    receiver = next(w for w in parts.workers if w != first)
+    _kill_worker(pc, receiver)
+    _wait_gone(pc, receiver)
+    sums = map_partitions(_colsum, parts, name="faults-balanced", combine=add,
+                          speculative=False, client=pc)
+    assert_allclose(aggregate(sums, add, client=pc), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("shard", [True, False])
 def test_worker_killed_during_allreduce(pc, shard):
     X = _data(seed=2 + shard)
