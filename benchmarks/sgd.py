@@ -71,12 +71,10 @@ def make_data(client, n_train, n_test, n_classes, chunk):
     X, y = da.concatenate(xs), da.concatenate(ys)
     wait([X, y])
     n_blocks = n_train // chunk
-    # persisted once more after slicing: the concatenate/slice tasks (a copy of every block)
-    # then run here, not inside every contender's timed fit
-    Xtr, ytr, Xte, yte = client.persist([X[:n_train], y[:n_train], X[n_train:], y[n_train:]])
-    wait([Xtr, ytr, Xte, yte])
+    Xtr, ytr = X[:n_train], y[:n_train]
+    Xte, yte = X[n_train:], y[n_train:]
     assert Xtr.numblocks[0] == n_blocks
-    placement = client.who_has(futures_of(Xtr))
+    placement = client.who_has([f for xb in xs[:n_blocks] for f in futures_of(xb)])
     host = tuple(a.compute() for a in (Xtr, ytr, Xte, yte))
     return (Xtr, ytr, Xte, yte), host, placement
 
