@@ -35,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .. import _config
 from .._backend import asarray_like, get_namespace, meta_like, to_host
 from .._progress import LoopProgress
 from .._validation import (
@@ -93,8 +94,8 @@ def _uniforms(entropy, stream, start, n):
     return 1.0 - gen.random(n)
 
 
-def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift):
-    if F.usable(X):
+def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift, jit=True):
+    if F.usable(X, jit):
         return F.lloyd_partial(X, w, C2, e, n_runs=n_runs, with_inertia=with_inertia,
                                shift=shift)
     xp = get_namespace(X)
@@ -104,8 +105,8 @@ def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift):
     return to_host(out)
 
 
-def _assign_task(X, w, C2, e, centers, *, n_runs, return_labels, partition):
-    if F.usable(X):
+def _assign_task(X, w, C2, e, centers, *, n_runs, return_labels, partition, jit=True):
+    if F.usable(X, jit):
         out = F.assign_partial(X, w, C2, e, centers, n_runs=n_runs,
                                return_labels=return_labels)
     else:
@@ -158,8 +159,8 @@ def _par_weigh_task(X, w, state, C2T, e, *, first_id, n_candidates):
                                n_candidates, xp=get_namespace(X)))
 
 
-def _labels_task(X, *, C2, e):
-    if F.usable(X):
+def _labels_task(X, *, C2, e, jit=True):
+    if F.usable(X, jit):
         return F.labels_block(X, C2, e)
     return K.labels_block(X, _like(C2, X), _like(e, X), xp=get_namespace(X))
 
@@ -169,14 +170,20 @@ def _distances_task(X, *, C2, e, shift):
                              xp=get_namespace(X))
 
 
-def _inertia_task(X, w=None, *, C2, e, centers):
-    if F.usable(X):
+def _inertia_task(X, w=None, *, C2, e, centers, jit=True):
+    if F.usable(X, jit):
         return F.assign_partial(X, w, C2, e, centers)["inertia"]
     return K.inertia_block(X, w, _like(C2, X), _like(e, X), _like(centers, X),
                            xp=get_namespace(X))
 
 
-def _kernel_layout(X):
+def _jit():
+    """The ``jit`` setting as read on the client, passed to the tasks (a setting changed on
+    the client does not reach worker processes' own dask.config)."""
+    return bool(_config.get("jit"))
+
+
+def _kernel_layout(X, jit=True):
     """The block in the memory order its kernels are fastest on: row-major (C) for NumPy
     blocks the compiled kernels take (they read a row at a time), column-major (Fortran)
     otherwise, where ``X_block^T`` is then contiguous, which makes the array-API kernels'
@@ -186,7 +193,7 @@ def _kernel_layout(X):
         # aligned too: a block deserialized at an odd address would be another argument type
         # for the compiled kernels (a compilation in every worker) and slower to read
         C = np.require(X, requirements=["C", "A"])
-        return C if F.usable(C) else np.asfortranarray(X)
+        return C if F.usable(C, jit) else np.asfortranarray(X)
     if mod == "cupy":  # pragma: no cover - GPU
         import cupy
 
@@ -362,7 +369,7 @@ class _Driver:
 
     # -- Lloyd ---------------------------------------------------------------------------------
     def _lloyd_pass(self, C2, e, n_runs, with_inertia, shift):
-        partial = map_partitions(_lloyd_task, self.parts, C2, e, n_runs=n_runs,
+        partial = map_partitions(_lloyd_task, self.parts, C2, e, n_runs=n_runs, jit=_jit(),
                                  with_inertia=with_inertia, shift=shift,
                                  combine=K.add_stats, name="kmeans-lloyd")
         return aggregate(partial, K.add_stats, name="kmeans-lloyd")
@@ -479,6 +486,7 @@ class _Driver:
 
         def step():
             partial = map_partitions(_assign_task, self.parts, C2, e, final.reshape(-1, d),
+                                     jit=_jit(),
                                      n_runs=n_runs, return_labels=return_labels,
                                      with_index=True, combine=K.add_stats,
                                      name="kmeans-assign")
@@ -729,7 +737,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             if kind == "array" else None
         entropy = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-        layout = Xd.map_blocks(_kernel_layout, dtype=Xd.dtype, meta=Xd._meta,
+        layout = Xd.map_blocks(_kernel_layout, jit=_jit(), dtype=Xd.dtype, meta=Xd._meta,
                                name=f"skdml-kmeans-layout-{tokenize(Xd)}")
         parts = persist_partitions(layout, sw)
         try:
@@ -840,7 +848,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     def _lazy_labels(self, Xd):
         C2, e, _ = _predict_terms(self.cluster_centers_, Xd.dtype)
         return Xd.map_blocks(
-            _labels_task, C2=C2, e=e, dtype=np.int32, drop_axis=1,
+            _labels_task, C2=C2, e=e, jit=_jit(), dtype=np.int32, drop_axis=1,
             meta=meta_like(Xd, ndim=1, dtype=np.int32),
             name=f"skdml-kmeans-predict-{tokenize(Xd, C2, e)}")
 
@@ -907,7 +915,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         arrays = (Xd, "ij") if sw is None else (Xd, "ij", sw, "i")
         per_block = da.blockwise(
             _inertia_task, "i", *arrays, concatenate=True, adjust_chunks={"i": 1},
-            C2=C2, e=e, centers=centers, dtype=np.float64,
+            C2=C2, e=e, centers=centers, jit=_jit(), dtype=np.float64,
             meta=meta_like(Xd, ndim=1, dtype=np.float64),
             name=f"skdml-kmeans-score-{tokenize(Xd, sw, C2, e)}")
         out = adapted.wrap(-per_block.sum(), kind="scalar")

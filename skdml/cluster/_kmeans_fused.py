@@ -197,15 +197,19 @@ def _kernels():
     return {"lloyd": lloyd, "moments": moments, "assign": assign}
 
 
-def usable(X):
-    """Whether the compiled kernels apply to the partition ``X``."""
+def usable(X, jit=None):
+    """Whether the compiled kernels apply to the partition ``X``.
+
+    ``jit``: the ``jit`` setting as the client read it (tasks get it as an argument: a setting
+    changed on the client does not reach worker processes); ``None`` reads it here.
+    """
     return (
         type(X) is np.ndarray
         and X.ndim == 2
         and X.dtype in (np.float32, np.float64)
         and X.flags.c_contiguous
         and X.flags.aligned  # an unaligned block would be one more type to compile for
-        and bool(_config.get("jit"))
+        and bool(_config.get("jit") if jit is None else jit)
         and _kernels() is not None
     )
 

@@ -40,6 +40,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from .. import _config
 from .._backend import asarray_like, get_namespace, is_dask_array, to_host
 from .._progress import LoopProgress
 from .._validation import (
@@ -176,7 +177,8 @@ def _normalized(state, cfg):
 
 
 def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, cfg,
-                class_weight, reset_loss, shuffle=None, natural=False, clock_step=None):
+                class_weight, reset_loss, shuffle=None, natural=False, clock_step=None,
+                jit=True):
     """One round on one partition: local mini-batches from the shared model, weighted by rows.
 
     ``order`` is the epoch's row order (from ``_order_task``), or None when the epoch is this
@@ -196,7 +198,7 @@ def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, 
         rows = order[lo:hi]
     model = _normalized(state, cfg)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if fused.usable(X, y, cfg):
+        if fused.usable(X, y, cfg, jit):
             out = fused.local_sgd(X, y, w, model, rows, batch_size=batch[partition], t=t,
                                   lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
                                   clock_step=clock_step)
@@ -467,7 +469,8 @@ class _Epoch:
                            spans=plan.spans(self.r), batch=plan.batch, t=self.t,
                            lr_scale=self.lr_scale, cfg=run.cfg, class_weight=run.class_weight,
                            reset_loss=self.r == 0, shuffle=shuffle if one_round else None,
-                           natural=natural, clock_step=plan.clock_step(self.r))
+                           natural=natural, clock_step=plan.clock_step(self.r),
+                           jit=bool(_config.get("jit")))
             out = map_partitions(task, self.eparts, self.cur, combine=_add_states,
                                  with_index=True, speculative=False, name="sgd-local")
             self.cur = allreduce(out, op=_add_states, name="sgd-allreduce", nbytes=run.nbytes)

@@ -181,8 +181,10 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
                 avg_b[k] += (intercept[k] - avg_b[k]) * fr
 
 
-def usable(X, y, cfg):
+def usable(X, y, cfg, jit=None):
     """Whether the compiled kernel applies to the partition ``(X, y)`` under ``cfg``.
+
+    ``jit``: the ``jit`` setting as the client read it (``None`` reads it here).
 
     Only for one output (binary classification, regression): with several, the reference's
     matrix products and NumPy's vectorised ``exp``/``log`` over the batch's ``(rows, classes)``
@@ -197,7 +199,7 @@ def usable(X, y, cfg):
         and X.dtype in (np.float32, np.float64)
         and X.flags.c_contiguous
         and X.flags.aligned  # an unaligned block would be one more type to compile for
-        and bool(_config.get("jit"))
+        and bool(_config.get("jit") if jit is None else jit)
         and _sgd is not None
     )
 

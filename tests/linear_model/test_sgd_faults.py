@@ -16,12 +16,21 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+import skdml
 from skdml.datasets import make_classification
 from skdml.linear_model import SGDClassifier
 
 pytestmark = pytest.mark.slow
 
 PARAMS = dict(loss="log_loss", max_iter=15, tol=None, random_state=0, average=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def array_api_kernels():
+    """The array-API kernels: the compiled one runs a round of these small partitions in about
+    a millisecond, too short for the kill to land reliably while a round is running."""
+    with skdml.config.set(jit=False):
+        yield
 
 
 @pytest.fixture

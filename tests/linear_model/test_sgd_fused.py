@@ -148,3 +148,26 @@ def test_estimator_is_the_same_with_and_without_jit(c, Est, loss):
     assert_allclose(fits[0].intercept_, fits[1].intercept_, rtol=1e-7, atol=1e-9)
     assert fits[0].t_ == fits[1].t_
     assert abs(scores[0] - scores[1]) < 0.05
+
+
+def test_jit_setting_reaches_worker_processes(nanny_client):
+    """The client's setting is what the tasks use, also in worker processes (whose own
+    dask.config never sees a setting changed on the client): with jit=False a process cluster
+    gives the array-API kernel's model bit for bit, as the threaded scheduler does; with
+    jit=True the compiled kernel's rounding shows."""
+    import dask
+    import dask.array as da
+
+    X, y, _ = _data(n=600)
+    Xd, yd = da.from_array(X, chunks=300), da.from_array(y, chunks=300)
+    params = dict(max_iter=2, tol=None, random_state=0, learning_rate="constant", eta0=0.01)
+    with dask.config.set(scheduler="threads"), skdml.config.set(jit=False):
+        local = SGDClassifier(**params).fit(Xd, yd).coef_
+    with nanny_client.as_current():
+        with skdml.config.set(jit=False):
+            off = SGDClassifier(**params).fit(Xd, yd).coef_
+        with skdml.config.set(jit=True):
+            on = SGDClassifier(**params).fit(Xd, yd).coef_
+    assert_array_equal(off, local)
+    assert not np.array_equal(on, off)
+    assert_allclose(on, off, rtol=1e-8)
