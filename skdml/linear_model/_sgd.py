@@ -1009,8 +1009,9 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     at the batch's starting point, so the learning-rate schedules and ``alpha`` mean the same
     (for batches of more than 8 rows the rate is capped by the curvature of the loss and of the
     data, so that the summed step stays stable); results are not identical to scikit-learn's
-    (which visits one sample at a time) but reach the same accuracy. With several outputs, an output whose training has stopped (its own
-    ``n_iter_no_change``) is frozen while the others go on, as in scikit-learn's one-vs-rest.
+    (which visits one sample at a time) but reach the same accuracy. With several outputs, an
+    output whose training has stopped (its own ``n_iter_no_change``) is frozen while the others
+    go on, as in scikit-learn's one-vs-rest.
     The results depend on ``random_state`` and on the partitioning of the data, not on how many
     workers there are.
 
