@@ -18,8 +18,8 @@ rounding of the GEMM. They apply only to aligned, C-contiguous float32/float64 N
 partitions when Numba imports and the ``jit`` setting is on (:func:`usable`); the driver
 persists NumPy partitions aligned and row-major for that reason. Their GEMMs are one
 row-chunk each (64 KiB of scores), below the size at which OpenBLAS starts its own threads:
-measured, two concurrent passes on Dask's threaded scheduler run as fast as one (a 128 KiB float32 chunk did start BLAS threads
-and ran 2x slower).
+measured, two concurrent passes on Dask's threaded scheduler run as fast as one (a 128 KiB
+float32 chunk did start BLAS threads and ran 2x slower).
 """
 from __future__ import annotations
 
