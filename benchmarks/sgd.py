@@ -82,14 +82,12 @@ def make_data(client, n_train, n_test, n_classes, chunk):
 SEEDS = (0, 1, 2)
 
 
-def fit_skdml(data, epochs, seeds=SEEDS, **kw):
-    """(median fit seconds, mean test accuracy over seeds, last model)."""
-    from skdml.linear_model import SGDClassifier
-
+def _fit_seeds(estimator, data, epochs, seeds, **kw):
+    """(median fit seconds, mean test accuracy over seeds, last model) of an SGDClassifier."""
     Xtr, ytr, Xte, yte = data
     times, accs = [], []
     for seed in seeds:
-        clf = SGDClassifier(loss="log_loss", max_iter=epochs, tol=None, random_state=seed, **kw)
+        clf = estimator(loss="log_loss", max_iter=epochs, tol=None, random_state=seed, **kw)
         t = time.perf_counter()
         clf.fit(Xtr, ytr)
         times.append(time.perf_counter() - t)
@@ -97,18 +95,18 @@ def fit_skdml(data, epochs, seeds=SEEDS, **kw):
     return statistics.median(times), float(np.mean(accs)), clf
 
 
+def fit_skdml(data, epochs, seeds=SEEDS, **kw):
+    """skdml on the Dask arrays: (median seconds, mean accuracy, last model)."""
+    from skdml.linear_model import SGDClassifier
+
+    return _fit_seeds(SGDClassifier, data, epochs, seeds, **kw)
+
+
 def fit_sklearn(host, epochs, seeds=SEEDS, **kw):
+    """scikit-learn on the NumPy copies: (median seconds, mean accuracy)."""
     from sklearn.linear_model import SGDClassifier
 
-    Xtr, ytr, Xte, yte = host
-    times, accs = [], []
-    for seed in seeds:
-        clf = SGDClassifier(loss="log_loss", max_iter=epochs, tol=None, random_state=seed, **kw)
-        t = time.perf_counter()
-        clf.fit(Xtr, ytr)
-        times.append(time.perf_counter() - t)
-        accs.append(clf.score(Xte, yte))
-    return statistics.median(times), float(np.mean(accs))
+    return _fit_seeds(SGDClassifier, host, epochs, seeds, **kw)[:2]
 
 
 def fit_incremental(data, epochs, classes):

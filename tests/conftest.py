@@ -1,5 +1,6 @@
 """Shared fixtures: one in-process cluster for the session (cheap), process clusters where
 processes matter (fault tests), as measured in shared/FACTS.md."""
+import dask
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
@@ -38,3 +39,20 @@ def nanny_client():
                       dashboard_address=":0", memory_limit="2GiB") as cluster:
         with Client(cluster, set_as_default=False) as client:
             yield client
+
+
+class CountingScheduler:
+    """A Dask scheduler that counts how often it is asked to compute, then runs synchronously."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.calls += 1
+        return dask.get(dsk, keys, **kwargs)
+
+
+@pytest.fixture
+def counting_scheduler():
+    """A fresh :class:`CountingScheduler` (use with ``dask.config.set(scheduler=...)``)."""
+    return CountingScheduler()

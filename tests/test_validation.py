@@ -33,17 +33,6 @@ from skdml._validation import (
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-class CountingScheduler:
-    """A Dask scheduler that counts how often it is asked to compute, then runs synchronously."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.calls += 1
-        return dask.get(dsk, keys, **kwargs)
-
-
 def _data(n=20, p=3, dtype=np.float64):
     rng = np.random.default_rng(0)
     return rng.standard_normal((n, p)).astype(dtype)
@@ -139,9 +128,9 @@ def test_adapt_X_rejects(make, kwargs, exc, match):
 
 
 @pytest.mark.parametrize("chunks", [(2, 3, 1), (6,)])
-def test_dask_nan_is_lazy_and_located(chunks):
+def test_dask_nan_is_lazy_and_located(chunks, counting_scheduler):
     X = da.from_array(NAN, chunks=(chunks, 1))
-    sched = CountingScheduler()
+    sched = counting_scheduler
     with dask.config.set(scheduler=sched):
         adapted = adapt_X(X)
         assert sched.calls == 0
@@ -164,11 +153,11 @@ def test_allow_nan_keeps_nan():
 @pytest.mark.parametrize("value, match", [(np.nan, "Input X contains NaN"),
                                           (np.inf, "Input X contains infinity"),
                                           (-np.inf, "Input X contains infinity")])
-def test_check_finite_lazy_then_raises(value, match):
+def test_check_finite_lazy_then_raises(value, match, counting_scheduler):
     data = _data(12, 2)
     data[7, 1] = value
     X = da.from_array(data, chunks=(5, 2))
-    sched = CountingScheduler()
+    sched = counting_scheduler
     with dask.config.set(scheduler=sched):
         checked = check_finite(X)
         assert sched.calls == 0
@@ -426,9 +415,9 @@ def test_dask_dataframe_nullable_dtypes():
     assert_allclose(a.X.compute(), pdf.to_numpy(dtype=float))
 
 
-def test_dask_input_is_not_computed():
+def test_dask_input_is_not_computed(counting_scheduler):
     X = da.from_array(BASE, chunks=((3, 9, 0, 8), (2, 1))).astype(np.int32)
-    sched = CountingScheduler()
+    sched = counting_scheduler
     with dask.config.set(scheduler=sched):
         a = adapt_X(X)
         y = adapt_y(da.arange(20, chunks=7), a)

@@ -21,17 +21,6 @@ from skdml.cluster import KMeans
 from skdml.datasets import make_blobs
 
 
-class CountingScheduler:
-    """A Dask scheduler that counts how often it is asked to compute."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.calls += 1
-        return dask.get(dsk, keys, **kwargs)
-
-
 def _hard_data(n=900, d=6, seed=0):
     """Overlapping clusters: Lloyd needs tens of iterations (exercises the stopping rule)."""
     return np.random.default_rng(seed).standard_normal((n, d))
@@ -218,14 +207,14 @@ def test_few_distinct_points_warns(c):
 
 
 # -- inputs and outputs ------------------------------------------------------------------------
-def test_dask_input_gives_lazy_outputs(c):
+def test_dask_input_gives_lazy_outputs(c, counting_scheduler):
     X = _blobs(n=400, d=4, centers=3)
     Xd = da.from_array(X, chunks=100)
     km = KMeans(3, random_state=0).fit(Xd)
     assert isinstance(km.labels_, da.Array)
     assert km.labels_.dtype == np.int32
     assert key_split(km.labels_.name) == "skdml-kmeans-predict"
-    counting = CountingScheduler()
+    counting = counting_scheduler
     with dask.config.set(scheduler=counting), get_task_stream(c) as ts:
         pred = km.predict(Xd)
         dist = km.transform(Xd)
