@@ -104,9 +104,11 @@ def nearest(G, m, b, k, bits, out):
         argmin64(G.view(np.int64), m, b, k, bits, out)
 
 @_njit
-def lloyd(X, w, C2T, e, n_runs, chunk, bits, sums, weights, inertia):
+def lloyd(X, w, C2T, e, n_runs, chunk, bits, sums, weights, inertia, shift, s1, s2, s2w):
     """Add a partition's weighted per-cluster sums, weights and score sums into ``sums``,
-    ``weights`` and ``inertia`` (float64 outputs; ``w`` empty for unit weights)."""
+    ``weights`` and ``inertia`` (float64 outputs; ``w`` empty for unit weights); with a
+    non-empty ``shift``, also the moments of :func:`moments`, chunk by chunk while the chunk
+    is in cache (no second pass over the data)."""
     n, d = X.shape
     kk = C2T.shape[1]
     k = kk // n_runs
@@ -140,6 +142,8 @@ def lloyd(X, w, C2T, e, n_runs, chunk, bits, sums, weights, inertia):
                     weights[c] += 1.0
                     total += Gm[i, c]
             inertia[r] += total
+        if shift.shape[0] > 0:
+            moments(X, s, s + m, w, shift, s1, s2, s2w)
         for c in range(kk):
             out = sums[c]
             src = part[c]
@@ -148,22 +152,28 @@ def lloyd(X, w, C2T, e, n_runs, chunk, bits, sums, weights, inertia):
 
 
 @_njit
-def moments(X, w, shift, s1, s2, wxx):
-    """Add the per-feature sums and sums of squares of ``X - shift`` into ``s1`` and ``s2``,
-    and the weighted sum of the rows' squared norms into ``wxx[0]``."""
-    n, d = X.shape
+def moments(X, start, stop, w, shift, s1, s2, s2w):
+    """Add the per-feature sums and sums of squares of ``X[start:stop] - shift`` into ``s1``
+    and ``s2``, and, with weights, the weighted sums of squares into ``s2w``. Per-feature
+    accumulators only (no scalar reduction), so the loop vectorises; the weighted sum of the
+    rows' squared norms is ``s2w.sum()`` (``s2.sum()`` without weights)."""
+    d = X.shape[1]
     weighted = w.shape[0] > 0
-    total = 0.0
-    for i in range(n):
-        row = 0.0
+    for i in range(start, stop):
         x = X[i]
-        for f in range(d):
-            v = x[f] - shift[f]
-            s1[f] += v
-            s2[f] += v * v
-            row += v * v
-        total += (w[i] if weighted else 1.0) * row
-    wxx[0] += total
+        if weighted:
+            wi = w[i]
+            for f in range(d):
+                v = x[f] - shift[f]
+                s1[f] += v
+                s2[f] += v * v
+                s2w[f] += wi * (v * v)
+        else:
+            for f in range(d):
+                v = x[f] - shift[f]
+                s1[f] += v
+                s2[f] += v * v
+
 
 @_njit
 def assign(X, w, C2T, e, n_runs, chunk, bits, exact, centers, labels, inertia, counts):
@@ -201,7 +211,7 @@ def _kernels():
     """The compiled kernels, or ``None`` without Numba."""
     if numba is None:  # pragma: no cover
         return None
-    return {"lloyd": lloyd, "moments": moments, "assign": assign}
+    return {"lloyd": lloyd, "assign": assign}
 
 
 def usable(X, jit=None):
@@ -248,15 +258,18 @@ def lloyd_partial(X, sample_weight, C2, e, *, n_runs=1, with_inertia=False, shif
     w = _weights(sample_weight, X)
     out = {"sums": np.zeros((kk, d)), "weights": np.zeros((kk,))}
     inertia = np.zeros((n_runs,))
+    want_moments = shift is not None
+    s1, s2, s2w = np.zeros((d,)), np.zeros((d,)), np.zeros((d,))
+    shift_arr = (np.ascontiguousarray(shift, dtype=np.float64) if want_moments
+                 else np.zeros((0,)))
     kern["lloyd"](X, w, _transposed(C2, X), np.ascontiguousarray(e, dtype=X.dtype), n_runs,
                   _chunk_rows(kk, X.itemsize), _index_bits(kk // n_runs), out["sums"],
-                  out["weights"], inertia)
+                  out["weights"], inertia, shift_arr, s1, s2, s2w)
     if with_inertia:
         out["inertia"] = inertia
-    if shift is not None:
-        s1, s2, wxx = np.zeros((d,)), np.zeros((d,)), np.zeros((1,))
-        kern["moments"](X, w, np.ascontiguousarray(shift, dtype=np.float64), s1, s2, wxx)
-        out.update(n=np.asarray(float(n)), s1=s1, s2=s2, wxx=np.asarray(wxx[0]))
+    if want_moments:
+        wxx = (s2w if sample_weight is not None else s2).sum()
+        out.update(n=np.asarray(float(n)), s1=s1, s2=s2, wxx=np.asarray(wxx))
     return out
 
 
