@@ -67,15 +67,24 @@ class SGDClassifier(ClusterBenchmark):
 
     track_accuracy_averaged.unit = "accuracy"
 
-    def track_s_per_epoch(self, n_classes):
+    def _s_per_epoch(self, **kwargs):
         start = time.perf_counter()
-        self.fit(1)
+        self.fit(1, **kwargs)
         one = time.perf_counter() - start
         start = time.perf_counter()
-        self.fit(EPOCHS)
+        self.fit(EPOCHS, **kwargs)
         return (time.perf_counter() - start - one) / (EPOCHS - 1)
 
+    def track_s_per_epoch(self, n_classes):
+        return self._s_per_epoch()
+
     track_s_per_epoch.unit = "s"
+
+    def track_s_per_epoch_shuffle_batches(self, n_classes):
+        """``shuffle="batches"``: mini-batches of a once-permuted copy, read in place."""
+        return self._s_per_epoch(shuffle="batches")
+
+    track_s_per_epoch_shuffle_batches.unit = "s"
 
     @parameterized(["n_classes"], [[2]])
     def track_speedup_vs_sklearn(self, n_classes):

@@ -3,7 +3,7 @@
 :func:`skdml.linear_model._sgd_kernels.local_sgd` is the reference and the path for CuPy,
 sparse blocks and every other namespace. On NumPy it pays a dozen array calls per mini-batch
 (about 40 us each batch). Here one compiled loop visits the rows in the epoch's order (a
-shuffled batch is first copied into a buffer, a contiguous one is read in place), computes
+batch of consecutive rows is read in place, any other is first copied into a buffer), computes
 each row's scores, loss derivative and share of the batch's gradient while the row is in
 cache (one pass over the data per epoch), and applies the batch's update exactly as the
 reference does (L2 shrinkage of the batch at once, truncated-gradient L1, running average).
@@ -124,14 +124,24 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
                 loss_sum[k] += pen
         grad[:] = 0.0
         gsum[:] = 0.0
+        # a batch of consecutive rows (every batch of a contiguous order, most of a
+        # shuffle="batches" one) is read in place; any other is gathered into the buffer
+        first = offset if contiguous else rows[start] - start
+        in_place = contiguous
         if not contiguous:
-            for ii in range(start, stop):
-                src = X[rows[ii]]
-                dst = buf[ii - start]
-                for f in range(d):
-                    dst[f] = src[f]
+            in_place = True
+            for ii in range(start + 1, stop):
+                if rows[ii] != rows[start] + (ii - start):
+                    in_place = False
+                    break
+            if not in_place:
+                for ii in range(start, stop):
+                    src = X[rows[ii]]
+                    dst = buf[ii - start]
+                    for f in range(d):
+                        dst[f] = src[f]
         for ii in range(start, stop):
-            x = X[offset + ii] if contiguous else buf[ii - start]
+            x = X[first + ii] if in_place else buf[ii - start]
             for k in range(K):
                 w = coef[k]
                 p = intercept[k]

@@ -195,6 +195,82 @@ def test_partial_fit_equals_fit_schedule(c):
     assert_allclose(inc.coef_, full.coef_, rtol=1e-9)
 
 
+# -- shuffle="batches" ---------------------------------------------------------------------------
+def test_batch_order_visits_every_row_once_in_runs():
+    from skdml.linear_model._sgd import _order_task, _split_rows
+
+    X = np.zeros((1003, 2))
+    kw = dict(partition=1, seed=5, n_val=[0, 53], shuffle="batches", batch=[10, 16])
+    orders = [_order_task(X, None, None, epoch=e, **kw) for e in range(3)]
+    val, train = _split_rows(1003, 53, 5, 1, "batches")
+    assert_array_equal(val, np.arange(950, 1003))  # the tail of the (permuted) partition
+    for order in orders:
+        assert_array_equal(np.sort(order), train)  # every training row once
+        batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+        gaps = [b for b in batches if not np.array_equal(b, np.arange(b[0], b[0] + len(b)))]
+        assert len(gaps) <= 1  # only the batch that wraps around is not one run
+    assert not np.array_equal(orders[0], orders[1])  # a fresh order every epoch
+    assert_array_equal(orders[2], _order_task(X, None, None, epoch=2, **kw))
+
+
+@pytest.mark.parametrize("name, loss", [("blobs3", "log_loss"), ("digits", "hinge"),
+                                        ("text2", "modified_huber")])
+def test_batches_shuffle_accuracy_matches_sklearn(name, loss):
+    """test_accuracy_matches_sklearn's bar for shuffle="batches" (dense and sparse)."""
+    Xtr, Xte, ytr, yte = problem(name)
+    Xd, yd = _dask(Xtr), _dask(np.asarray(ytr))
+    ref, acc = [], []
+    for seed in SEEDS:
+        kw = dict(loss=loss, max_iter=5, tol=None, random_state=seed)
+        ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
+        acc.append(SGDClassifier(shuffle="batches", **kw).fit(Xd, yd).score(Xte, yte))
+    assert np.mean(acc) >= np.mean(ref) - 0.01, f"{name} {loss}: {acc} vs scikit-learn {ref}"
+
+
+def test_batches_shuffle_on_rows_sorted_by_label(c):
+    """Rows stored sorted by class: shuffle="batches" permutes each partition once, so its
+    mini-batches mix the classes and it is as accurate as a full shuffle every epoch; without
+    any shuffle the batches hold one class each. (Both shuffles stay within partitions, which
+    here hold different classes: neither reaches scikit-learn's accuracy on this layout.)"""
+    for name in ("blobs3", "text4"):
+        Xtr, Xte, ytr, yte = problem(name)
+        order = np.argsort(ytr, kind="stable")
+        Xs, ys = Xtr[order], np.asarray(ytr)[order]
+        Xd, yd = _dask(Xs), _dask(ys)
+        before = Xs.copy()
+        acc = {}
+        for shuffle in (True, "batches", False):
+            acc[shuffle] = np.mean([
+                SGDClassifier(max_iter=5, tol=None, random_state=seed, shuffle=shuffle)
+                .fit(Xd, yd).score(Xte, yte) for seed in SEEDS])
+        assert acc["batches"] >= acc[True] - 0.01, (name, acc)
+        assert acc[False] < acc["batches"] - 0.05, (name, acc)
+        assert (Xs != before).nnz == 0 if sp.issparse(Xs) else np.array_equal(Xs, before)
+
+
+def test_batches_shuffle_is_deterministic_and_partial_fit_equals_fit(c):
+    Xtr, Xte, ytr, yte = problem("blobs2")
+    Xd, yd = _dask(Xtr, 3), _dask(ytr, 3)
+    kw = dict(shuffle="batches", random_state=3, average=True)
+    a = SGDClassifier(max_iter=3, tol=None, **kw).fit(Xd, yd)
+    b = SGDClassifier(max_iter=3, tol=None, **kw).fit(Xd, yd)
+    assert_array_equal(a.coef_, b.coef_)
+    inc = SGDClassifier(**kw)
+    for _ in range(3):
+        inc.partial_fit(Xd, yd, classes=np.unique(ytr))
+    assert_allclose(inc.coef_, a.coef_, rtol=1e-9, atol=1e-12)
+    other = SGDClassifier(max_iter=3, tol=None, **{**kw, "shuffle": True}).fit(Xd, yd)
+    assert not np.allclose(other.coef_, a.coef_)
+    stopped = SGDClassifier(early_stopping=True, n_iter_no_change=2, max_iter=100,
+                            **kw).fit(Xd, yd)
+    assert 2 < stopped.n_iter_ < 100 and stopped.score(Xte, yte) > 0.9
+    X, y = make_regression(600, 5, noise=1.0, random_state=0)
+    reg = SGDRegressor(shuffle="batches", random_state=0).fit(_dask(X, 3), y / y.std())
+    assert reg.score(X, y / y.std()) > 0.95
+    with pytest.raises(InvalidParameterError, match="shuffle"):
+        SGDClassifier(shuffle="rows").fit(Xd, yd)
+
+
 def test_partial_fit_classes_and_errors(c):
     X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
     clf = SGDClassifier(random_state=0)

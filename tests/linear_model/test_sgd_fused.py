@@ -13,6 +13,7 @@ import skdml
 from skdml.linear_model import SGDClassifier, SGDRegressor
 from skdml.linear_model import _sgd_fused as fused
 from skdml.linear_model import _sgd_kernels as K
+from skdml.linear_model._sgd import _batch_order
 
 pytest.importorskip("numba")
 
@@ -74,13 +75,19 @@ def test_regressor_losses(loss):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("order", ["contiguous", "slice-offset", "shuffled"])
-def test_weights_average_and_row_orders(dtype, order):
-    X, y, sw = _data(n_classes=3, dtype=dtype)
-    cfg = K.SGDConfig(loss="log_loss", penalty="elasticnet", n_outputs=3, average=50)
+@pytest.mark.parametrize("order", ["contiguous", "slice-offset", "shuffled", "runs"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_weights_average_and_row_orders(dtype, order, n_classes):
+    X, y, sw = _data(n_classes=n_classes, dtype=dtype)
+    n_out = 1 if n_classes == 2 else n_classes
+    cfg = K.SGDConfig(loss="log_loss", penalty="elasticnet", n_outputs=n_out, average=50)
+    rng = np.random.default_rng(2)
+    # "runs": shuffle="batches" orders, batches of 16 consecutive rows (read in place by the
+    # compiled kernel) in a random order, one of them wrapping around (gathered)
+    runs = _batch_order(np.arange(403), 16, rng)
     rows = {"contiguous": slice(0, 403), "slice-offset": slice(17, 390),
-            "shuffled": np.random.default_rng(2).permutation(403)[:350]}[order]
-    kw = dict(rows=rows, sw=sw, class_weight=[0.5, 2.0, 1.0], clock_step=12.5)
+            "shuffled": rng.permutation(403)[:350], "runs": runs}[order]
+    kw = dict(rows=rows, sw=sw, class_weight=[0.5, 2.0, 1.0][:n_classes], clock_step=12.5)
     _compare(_run("fused", X, y, cfg, **kw), _run("ref", X, y, cfg, **kw), dtype)
 
 
@@ -126,7 +133,8 @@ def test_usable_only_for_row_major_float_numpy_and_one_output():
 
 @pytest.mark.parametrize("Est, loss", [(SGDClassifier, "log_loss"),
                                        (SGDRegressor, "huber")])
-def test_estimator_is_the_same_with_and_without_jit(c, Est, loss):
+@pytest.mark.parametrize("shuffle", [True, "batches"])
+def test_estimator_is_the_same_with_and_without_jit(c, Est, loss, shuffle):
     """A gentle constant rate: the two paths then agree to rounding through a whole fit (with
     the default "optimal" rate and two-row batches the first steps are so large that rounding
     differences grow, as between any two BLAS builds; the quality stays the same)."""
@@ -140,7 +148,7 @@ def test_estimator_is_the_same_with_and_without_jit(c, Est, loss):
     for jit in (True, False):
         with skdml.config.set(jit=jit):
             gentle = Est(loss=loss, max_iter=4, tol=None, random_state=0, average=True,
-                         learning_rate="constant", eta0=0.01).fit(Xd, yd)
+                         learning_rate="constant", eta0=0.01, shuffle=shuffle).fit(Xd, yd)
             default = Est(loss=loss, max_iter=4, tol=None, random_state=0).fit(Xd, yd)
         fits.append(gentle)
         scores.append(default.score(X, y))
