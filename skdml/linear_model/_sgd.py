@@ -8,12 +8,10 @@ One fit:
 1. ``X``, the encoded targets and the sample weights are persisted on the workers once
    (``persist_partitions``, after a copy of any chunk whose memory is not aligned); per
    partition a fixed validation split (``early_stopping``).
-   With ``shuffle="batches"`` the persisted copy has its rows in a random order
-   (``skdml-sgd-permute``).
 2. Each epoch, every partition visits its training rows in an order drawn from
    ``SeedSequence([seed, 0, epoch, partition])`` (in the round task when the epoch is one
    round, else in one ``skdml-sgd-shuffle`` task per partition and epoch): all rows shuffled,
-   or with ``shuffle="batches"`` runs of a mini-batch's rows in a random order.
+   or with ``shuffle="batches"`` runs of consecutive rows in a random order.
 3. Each round, ``skdml-sgd-local`` runs ``sync_every`` mini-batches on every partition from the
    shared model and returns the models weighted by the rows each partition saw, pre-summed per
    task as double-double numbers (so the rounding does not depend on the grouping);
@@ -27,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 import warnings
 from collections import deque
 from functools import partial
@@ -145,18 +142,13 @@ def _value(state, key):
     return state[key] + state[key + _LO]
 
 
-def _split_rows(n, n_val, seed, partition, shuffle=True):
+def _split_rows(n, n_val, seed, partition):
     """Validation rows (sorted) and training rows (ascending) of a partition of ``n`` rows.
 
-    The validation rows are fixed for a fit: drawn from ``SeedSequence([seed, 1, partition])``,
-    or, with ``shuffle="batches"`` (whose partitions are stored in a random order already),
-    the last ``n_val`` rows, so that the training rows stay one contiguous range.
+    The validation rows are fixed for a fit: drawn from ``SeedSequence([seed, 1, partition])``.
     """
     if n_val <= 0:
         return np.empty(0, dtype=np.int64), np.arange(n, dtype=np.int64)
-    if shuffle == "batches":
-        return (np.arange(n - n_val, n, dtype=np.int64),
-                np.arange(n - n_val, dtype=np.int64))
     rng = np.random.default_rng([seed, 1, partition])
     val = np.sort(rng.permutation(n)[:n_val])
     keep = np.ones(n, dtype=bool)
@@ -170,28 +162,35 @@ def _index_array(rows, X):
     return xp.asarray(rows) if xp.__name__.endswith("numpy") else asarray_like(rows, X)
 
 
+#: ``shuffle="batches"``: each mini-batch is made of about this many runs of consecutive rows.
+RUNS_PER_BATCH = 16
+
+
 def _batch_order(train, batch, rng):
-    """``train`` (a contiguous range of rows) as runs of ``batch`` consecutive rows in a random
-    order, after a random rotation (so the runs, and so the mini-batches, differ from epoch to
-    epoch); a final shorter run stays last, so every mini-batch is one run but for the one that
-    wraps around."""
+    """``train`` cut into runs of ``max(1, batch // RUNS_PER_BATCH)`` consecutive entries, on
+    a grid shifted by a random offset, the runs in a random order: every mini-batch then
+    gathers about :data:`RUNS_PER_BATCH` runs from random places of the partition, each read at
+    the memory's bandwidth rather than its latency."""
     m = train.shape[0]
     if m == 0:
         return train
-    rolled = np.roll(train, -int(rng.integers(m)))
-    full = m // batch
-    runs = rolled[:full * batch].reshape(full, batch)[rng.permutation(full)]
-    return np.concatenate([runs.ravel(), rolled[full * batch:]])
+    run = max(1, int(batch) // RUNS_PER_BATCH)
+    itype = np.int32 if m + 2 * run < 2**31 else np.int64  # (int32: 10x faster here)
+    starts = np.arange(int(rng.integers(run)) - run, m, run, dtype=itype)
+    starts = starts[rng.permutation(starts.shape[0])]
+    pos = (starts[:, None] + np.arange(run, dtype=itype)[None, :]).ravel()
+    pos = pos[pos.astype(np.uint64 if itype is np.int64 else np.uint32) < m]  # in [0, m)
+    return pos.astype(np.int64) if train[-1] == m - 1 else train[pos]  # held-out rows: a map
 
 
 def _order_task(X, y, w, *, partition, seed, epoch, n_val, shuffle, batch=None):
     """The training rows of a partition in this epoch's order (seeded by epoch and partition).
 
-    ``shuffle``: True, every row in a fresh random order; ``"batches"``, the mini-batches
-    (runs of ``batch[partition]`` consecutive rows of a partition stored in random order, see
-    :func:`_permute_block`) in a fresh random order; False, the stored order.
+    ``shuffle``: True, every row in a fresh random order; ``"batches"``, runs of consecutive
+    rows in a fresh random order (:func:`_batch_order`, with the partition's mini-batch size
+    ``batch[partition]``); False, the stored order.
     """
-    _, train = _split_rows(X.shape[0], n_val[partition], seed, partition, shuffle)
+    _, train = _split_rows(X.shape[0], n_val[partition], seed, partition)
     if shuffle:
         rng = np.random.default_rng([seed, 0, epoch, partition])
         if shuffle == "batches":
@@ -252,10 +251,10 @@ def _one_round_task(X, y, w, state, **kwargs):
     return _round_task(X, y, w, None, state, **kwargs)
 
 
-def _validate_task(X, y, w, state, *, partition, seed, n_val, cfg, shuffle=True):
+def _validate_task(X, y, w, state, *, partition, seed, n_val, cfg):
     """Validation sums of the (standard, not averaged) model on a partition's held-out rows."""
     xp = get_namespace(X)
-    val, _ = _split_rows(X.shape[0], n_val[partition], seed, partition, shuffle)
+    val, _ = _split_rows(X.shape[0], n_val[partition], seed, partition)
     model = _normalized(state, cfg)
     with np.errstate(over="ignore", invalid="ignore"):
         return kernels.validation_stats(X, y, w, model["coef"], model["intercept"],
@@ -286,33 +285,9 @@ def _aligned(arr):
                           name=f"skdml-sgd-align-{dask.base.tokenize(arr)}")
 
 
-def _permute_block(block, seed, block_id=None):
-    """A copy of ``block`` with its rows in a random order drawn from
-    ``SeedSequence([seed, 2, block index])``: the same order for the blocks of X, y and the
-    weights that share an index (``shuffle="batches"``)."""
-    block = _aligned_block(block)
-    perm = np.random.default_rng([seed, 2, block_id[0]]).permutation(block.shape[0])
-    if hasattr(block, "tocsr"):  # scipy.sparse
-        return block.tocsr()[perm]
-    xp = get_namespace(block)
-    return xp.take(block, _index_array(perm, block), axis=0)
-
-
-def _persist(X, y, w, permute=None):
-    """``persist_partitions`` of the aligned arrays; with a seed ``permute``, of copies whose
-    rows are in a random order within each block (:func:`_permute_block`)."""
-    if permute is None:
-        return persist_partitions(_aligned(X), _aligned(y), _aligned(w))
-
-    def permuted(arr):
-        if arr is None:
-            return None
-        # a fresh key per fit: a copy that an earlier fit released but the scheduler still
-        # holds is not picked up again (each fit pays for, and frees, its own copy)
-        return arr.map_blocks(_permute_block, int(permute), dtype=arr.dtype, meta=arr._meta,
-                              name=f"skdml-sgd-permute-{uuid.uuid4().hex}")
-
-    return persist_partitions(permuted(X), permuted(y), permuted(w))
+def _persist(X, y, w):
+    """``persist_partitions`` of the aligned arrays."""
+    return persist_partitions(_aligned(X), _aligned(y), _aligned(w))
 
 
 def _unique_task(X, y, w):
@@ -536,8 +511,7 @@ class _Epoch:
             self.r += 1
         if run.early_stopping and self.val is None:
             self.val = map_partitions(
-                partial(_validate_task, seed=run.seed, n_val=run.n_val, cfg=run.cfg,
-                        shuffle=run.shuffle),
+                partial(_validate_task, seed=run.seed, n_val=run.n_val, cfg=run.cfg),
                 run.parts, self.cur, combine=_add_states, with_index=True, speculative=False,
                 name="sgd-validate")
             self.handles.extend(self.val)
@@ -745,10 +719,6 @@ class _BaseSGD(BaseEstimator):
     def _shuffle_mode(self):
         """``shuffle`` as True, False or "batches"."""
         return "batches" if isinstance(self.shuffle, str) else bool(self.shuffle)
-
-    def _permute_seed(self, seed):
-        """The seed ``_persist`` permutes the partitions with, or None (no permuted copy)."""
-        return seed if self._shuffle_mode() == "batches" else None
 
     # -- the fit loop shared by fit and partial_fit --------------------------------------------
     def _run_sgd(self, adapted, y_parts, *, seed, n_outputs, class_weight, state, t_clock,
@@ -991,11 +961,11 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     shuffle : bool or 'batches', default=True
         True: visit the rows of each partition in a fresh random order every epoch
         (deterministically, from ``random_state``, the epoch and the partition). 'batches':
-        persist a copy of each partition with its rows in a random order once per fit, then
-        visit its mini-batches (consecutive rows of that copy) in a fresh random order every
-        epoch, which reads them in place: about twice as fast per epoch, for one extra copy of
-        the data in the workers' memory. False: the stored order. Rows never move between
-        partitions.
+        every epoch, cut each partition into runs of ``batch_size // 16`` consecutive rows
+        (from a random offset) and visit the runs in a random order, so each mini-batch is
+        about 16 runs from random places; runs are read at the memory's bandwidth, random rows
+        at its latency, so an epoch takes about half as long as with True. False: the stored
+        order. Rows never move between partitions.
     verbose : int, default=0
         Print the loss of every epoch.
     epsilon : float, default=0.1
@@ -1219,29 +1189,27 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         yd = _dask_targets(y, adapted, y_numeric=False, name=name)
         w = adapt_sample_weight(sample_weight, adapted, allow_all_zero=self.early_stopping)
         seed = self._seed_for(partial)
-        permute = self._permute_seed(seed)
         extra = []
         if classes is not None and not _is_lazy(y):
             y_host = to_host(yd.compute(scheduler="sync"))
             check_classification_targets(y_host)
             enc = _encode_labels(y_host, classes)
             counts = np.bincount(enc, minlength=len(classes))
-            parts = _persist(adapted.X, adapt_y(asarray_like(enc, adapted.X), adapted), w,
-                             permute)
+            parts = _persist(adapted.X, adapt_y(asarray_like(enc, adapted.X), adapted), w)
         elif classes is None and not _is_lazy(y):
             y_host = to_host(yd.compute(scheduler="sync"))
             check_classification_targets(y_host)
             classes, enc, counts = np.unique(y_host, return_inverse=True, return_counts=True)
             self._check_n_classes(classes)
             parts = _persist(
-                adapted.X, adapt_y(asarray_like(enc.ravel(), adapted.X), adapted), w, permute)
+                adapted.X, adapt_y(asarray_like(enc.ravel(), adapted.X), adapted), w)
         elif classes is not None:
             enc = yd.map_blocks(_encode_block, classes, dtype=np.int64,
                                 meta=np.empty((0,), dtype=np.int64))
-            parts = _persist(adapted.X, enc, w, permute)
+            parts = _persist(adapted.X, enc, w)
             counts = None
         else:
-            raw = _persist(adapted.X, yd, w, permute)
+            raw = _persist(adapted.X, yd, w)
             extra.append(raw)
             classes, counts = aggregate(
                 map_partitions(_unique_task, raw, combine=_merge_counts,
@@ -1473,9 +1441,9 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
         ``early_stopping``); None never stops early.
     shuffle : bool or 'batches', default=True
         True: a fresh random order of each partition's rows every epoch (deterministically);
-        'batches': a randomly ordered copy of each partition once per fit, whose mini-batches
-        are visited in a fresh random order every epoch (faster, one extra copy of the data
-        in memory; see :class:`SGDClassifier`); False: the stored order.
+        'batches': runs of ``batch_size // 16`` consecutive rows in a fresh random order every
+        epoch (about half the time per epoch; see :class:`SGDClassifier`); False: the stored
+        order.
     verbose : int, default=0
         Print the loss of every epoch.
     epsilon : float, default=0.1
@@ -1636,7 +1604,7 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
             yd = yd.astype(dtype)
         w = adapt_sample_weight(sample_weight, adapted, allow_all_zero=self.early_stopping)
         seed = self._seed_for(partial)
-        parts = _persist(adapted.X, yd, w, self._permute_seed(seed))
+        parts = _persist(adapted.X, yd, w)
         state, t_clock, first_epoch = self._start_model(
             1, adapted.n_features, dtype, coef_init, intercept_init, partial)
         fit_from_t = float(getattr(self, "t_", 1.0)) if partial and not first else 1.0

@@ -24,6 +24,18 @@ def _identity(x):
     return x
 
 
+def _fold_scaled(combine, scale, *values):
+    """``combine`` over ``values`` in the given order, divided by ``scale`` unless it is 1."""
+    total = functools.reduce(combine, values)
+    return total if scale == 1 else _scale(total, scale)
+
+
+#: Up to this many workers, an unsharded allreduce lets every worker fold all the workers'
+#: partials itself (one task hop); beyond, a tree then a broadcast (each worker would
+#: otherwise receive W - 1 partials).
+FOLD_MAX_WORKERS = 8
+
+
 def _leaves(value):
     """Flatten a pytree of dicts / tuples / lists / arrays into (leaves, rebuild)."""
     if isinstance(value, dict):
@@ -301,8 +313,10 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     Worker-aware: each worker first folds its own parts (one task per worker); then either the
     workers exchange shards (reduce-scatter, then all-gather: each worker sends and receives
     about ``2 (W-1)/W`` of the value's size, whatever the number of workers ``W``), or, for
-    small values where sharding costs more task hops than it saves bytes, the partials are
-    tree-reduced and the result broadcast. Nothing passes through the client.
+    small values where sharding costs more task hops than it saves bytes, every worker folds
+    all the workers' partials itself (one task hop; up to :data:`FOLD_MAX_WORKERS` workers),
+    or, with more workers, the partials are tree-reduced and the result broadcast. Nothing
+    passes through the client.
 
     Parameters
     ----------
@@ -367,6 +381,15 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
         # costs one more task hop (benchmarks/RESULTS.md), so it starts at three workers.
         shard = n > 2 and (nbytes if nbytes is not None else _nbytes_of(
             ex, list(local.values()))) >= _config.get("allreduce_shard_threshold")
+    if not shard and 1 < n <= FOLD_MAX_WORKERS:
+        # every worker folds the W partials, in the same order (so to the same bits): one
+        # task hop instead of a tree's and a broadcast's, and no worker moves more bytes than
+        # the tree's root would (W - 1 partials in, its own out to the W - 1 others)
+        fold_name = new_name(f"{name}-fold")
+        return Replicated({
+            w: ex.submit(_fold_scaled, combine, scale, *[local[v] for v in order],
+                         key=(fold_name, str(w)), workers=w)
+            for w in order})
     if not shard or n == 1:
         root = tree_reduce([local[w] for w in order], combine, name=f"{name}-tree",
                            client=client)

@@ -82,9 +82,9 @@ def test_weights_average_and_row_orders(dtype, order, n_classes):
     n_out = 1 if n_classes == 2 else n_classes
     cfg = K.SGDConfig(loss="log_loss", penalty="elasticnet", n_outputs=n_out, average=50)
     rng = np.random.default_rng(2)
-    # "runs": shuffle="batches" orders, batches of 16 consecutive rows (read in place by the
-    # compiled kernel) in a random order, one of them wrapping around (gathered)
-    runs = _batch_order(np.arange(403), 16, rng)
+    # "runs": a shuffle="batches" order, runs of 4 consecutive rows in a random order (the
+    # compiled kernel reads a 16-row batch of 4 runs in place, through the row indices)
+    runs = _batch_order(np.arange(403), 64, rng)
     rows = {"contiguous": slice(0, 403), "slice-offset": slice(17, 390),
             "shuffled": rng.permutation(403)[:350], "runs": runs}[order]
     kw = dict(rows=rows, sw=sw, class_weight=[0.5, 2.0, 1.0][:n_classes], clock_step=12.5)

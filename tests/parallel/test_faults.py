@@ -176,9 +176,14 @@ def test_balanced_copies_survive_their_worker(pc):
     assert_allclose(aggregate(sums, add, client=pc), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shard", [True, False])
-def test_worker_killed_during_allreduce(pc, shard):
-    X = _data(seed=2 + shard)
+@pytest.mark.parametrize("path", ["shard", "fold", "tree"])
+def test_worker_killed_during_allreduce(pc, path, monkeypatch):
+    import skdml.parallel._reduce as R
+
+    if path == "tree":  # more workers than FOLD_MAX_WORKERS: a tree, then a broadcast
+        monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
+    shard = path == "shard"
+    X = _data(seed=2 + ["shard", "fold", "tree"].index(path))
     expected = X.compute().sum(axis=0)
     parts = persist_partitions(X, client=pc)
     assert len(set(parts.workers)) == 3
@@ -239,8 +244,13 @@ def _transfers_since(n_in, n_out, dask_worker=None):
             [(e["who"], e["total"]) for e in outgoing])
 
 
-@pytest.mark.parametrize("shard", [True, False])
-def test_allreduce_stays_on_workers_and_moves_little(pc, shard, monkeypatch):
+@pytest.mark.parametrize("path", ["shard", "fold", "tree"])
+def test_allreduce_stays_on_workers_and_moves_little(pc, path, monkeypatch):
+    import skdml.parallel._reduce as R
+
+    if path == "tree":
+        monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
+    shard = path == "shard"
     workers = sorted(pc.nthreads())
     W = len(workers)
     futures = [pc.submit(_partial_8mb, i, workers=[w], pure=False,
@@ -270,8 +280,9 @@ def test_allreduce_stays_on_workers_and_moves_little(pc, shard, monkeypatch):
         assert tuple(who_has[f.key]) == (w,), (f.key, who_has[f.key])
 
     moved = {w: pc.run(_transfers_since, *before[w], workers=[w])[w] for w in workers}
-    # sharded: each worker sends and receives 2 (W-1)/W of the value; tree + broadcast: the
-    # root's worker receives W-1 partials and sends W-1 copies
+    # sharded: each worker sends and receives 2 (W-1)/W of the value; fold: each worker
+    # receives the W-1 other partials and sends its own to the W-1 others; tree + broadcast:
+    # the root's worker receives W-1 partials and sends W-1 copies
     ideal = 2 * (W - 1) / W * nbytes if shard else (W - 1) * nbytes
     bound = ideal * 1.01 + 64_000
     report = {}
@@ -283,7 +294,7 @@ def test_allreduce_stays_on_workers_and_moves_little(pc, shard, monkeypatch):
         n_out = sum(b for _, b in outgoing)
         report[w] = (n_in, n_out)
         assert n_in <= bound and n_out <= bound, (w, n_in, n_out, bound)
-    print(f"\nallreduce 8 MB, W={W}, shard={shard}: bytes (in, out) per worker "
+    print(f"\nallreduce 8 MB, W={W}, {path}: bytes (in, out) per worker "
           f"{sorted(report.values())}, bound {bound:.0f}")
 
     # the checks above can see a transfer to the client: fetching the values shows up in both
@@ -465,7 +476,9 @@ def _recorded_keys(dask_scheduler):
     return list(plugin.keys)
 
 
-def test_task_names_are_readable(tc):
+def test_task_names_are_readable(tc, monkeypatch):
+    import skdml.parallel._reduce as R
+
     X = _data(800, 100, seed=10)
     parts = persist_partitions(X, client=tc)
     data_keys = {f.key for (f,) in parts.blocks}
@@ -478,9 +491,12 @@ def test_task_names_are_readable(tc):
         root = tree_reduce(per_part, add, split_every=2, name="names-tree", client=tc)
         agg = aggregate(per_part, add, split_every=2, name="names-agg", client=tc)
         ar_shard = allreduce(sums, name="names-ar", shard=True, client=tc)
+        ar_fold = allreduce(sums, op="mean", name="names-ar", shard=False, client=tc)
+        monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
         ar_tree = allreduce(sums, op="mean", name="names-ar", shard=False, client=tc)
         copies = broadcast(np.ones(3), parts, name="names-bcast", client=tc)
-        wait([root, *ar_shard.values(), *ar_tree.values(), *copies.values()], timeout=30)
+        wait([root, *ar_shard.values(), *ar_fold.values(), *ar_tree.values(),
+              *copies.values()], timeout=30)
         assert_allclose(agg, root.result())
     finally:
         keys = tc.run_on_scheduler(_recorded_keys)
@@ -498,7 +514,8 @@ def test_task_names_are_readable(tc):
     expected = {
         "skdml-names-map", "skdml-names-part", "skdml-names-tree", "skdml-names-agg",
         "skdml-names-ar-shard", "skdml-names-ar-scatter", "skdml-names-ar-gather",
-        "skdml-names-ar-tree", "skdml-names-ar-bcast", "skdml-names-ar-mean",
+        "skdml-names-ar-fold", "skdml-names-ar-tree", "skdml-names-ar-bcast",
+        "skdml-names-ar-mean",
         "skdml-names-bcast",
     }
     assert expected <= names, expected - names
