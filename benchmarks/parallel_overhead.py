@@ -3,8 +3,9 @@
 1. Driver-loop overhead: map a kernel over 8 persisted partitions, reduce, bring the small result
    to the client. skdml (one task per worker thread + aggregate) against a naive futures binary
    tree + gather, for tiny partitions (pure overhead) and large ones (kernel-bound).
-2. allreduce: worker-aware sharded exchange vs tree-reduce + broadcast vs client gather +
-   scatter, P = 2..16 values of 1e4..1e7 float64: seconds and bytes moved per worker.
+2. allreduce: worker-aware sharded exchange vs every worker folding all partials vs
+   tree-reduce + broadcast vs client gather + scatter, P = 2..16 values of 1e4..1e7 float64:
+   seconds and bytes moved per worker.
 3. Speculation on/off with one straggling task.
 
 Run: ``python benchmarks/parallel_overhead.py [--quick]``; writes a section of RESULTS.md.
@@ -19,6 +20,7 @@ import numpy as np
 from distributed import Client, LocalCluster, get_worker, wait
 
 import skdml
+import skdml.parallel._reduce as _reduce
 from skdml.parallel import aggregate, allreduce, map_partitions, persist_partitions, tree_reduce
 
 try:
@@ -107,7 +109,7 @@ def bench_allreduce(client, quick, ps=None):
         for size in sizes:
             expected = float(sum(range(p)))
             out = {}
-            for method in ("sharded", "tree+broadcast", "client gather+scatter"):
+            for method in METHODS:
                 def run(vals):
                     if method == "client gather+scatter":
                         total = sum(client.gather(vals))
@@ -115,7 +117,14 @@ def bench_allreduce(client, quick, ps=None):
                                                 hash=False)
                         wait(copies)
                         return copies
-                    rep = allreduce(vals, op="sum", shard=method == "sharded", nbytes=size * 8)
+                    saved = _reduce.FOLD_MAX_WORKERS
+                    if method == "tree+broadcast":  # the path for more workers than that
+                        _reduce.FOLD_MAX_WORKERS = 1
+                    try:
+                        rep = allreduce(vals, op="sum", shard=method == "sharded",
+                                        nbytes=size * 8)
+                    finally:
+                        _reduce.FOLD_MAX_WORKERS = saved
                     wait(list(rep.values()))
                     return list(rep.values())
 
@@ -136,10 +145,12 @@ def bench_allreduce(client, quick, ps=None):
                 out[method] = (statistics.median(times[1:]), statistics.median(moved))
             mb = size * 8 / 1e6
             rows.append([len(workers), p, f"{mb:g}"] + [f"{out[m][0] * 1e3:.1f} / {out[m][1]:.1f}"
-                                          for m in ("sharded", "tree+broadcast",
-                                                    "client gather+scatter")])
-    return table(["W", "P", "value MB", "sharded ms / MB per worker", "tree+bcast ms / MB per worker",
-                  "client gather+scatter ms / MB per worker"], rows)
+                                                          for m in METHODS])
+    return table(["W", "P", "value MB"] + [f"{m} ms / MB per worker" for m in METHODS], rows)
+
+
+#: allreduce methods compared: skdml's three paths and the client round trip.
+METHODS = ("sharded", "fold", "tree+broadcast", "client gather+scatter")
 
 
 def straggler(b, slow, partition):

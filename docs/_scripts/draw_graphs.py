@@ -114,7 +114,7 @@ def main():
         rep = allreduce(grouped, op="sum", shard=False, name="sgd-allreduce")
         wait(list(rep.values()))
         draw(_graph(sched, [f.key for f in rep.values()], ran_on(client)),
-             "allreduce (small values): tree-reduce, then one copy per worker",
+             "allreduce (small values): every worker folds all partials itself",
              OUT / "graph_allreduce_tree.png", workers)
 
 
