@@ -117,14 +117,18 @@ def bench_allreduce(client, quick, ps=None):
                                                 hash=False)
                         wait(copies)
                         return copies
-                    saved = _reduce.FOLD_MAX_WORKERS
-                    if method == "tree+broadcast":  # the path for more workers than that
-                        _reduce.FOLD_MAX_WORKERS = 1
+                    saved = _reduce.FOLD_MAX_WORKERS, _reduce.FOLD_MAX_BYTES
+                    # force the path: fold at any size, or tree + broadcast on any number of
+                    # workers
+                    if method == "fold":
+                        _reduce.FOLD_MAX_BYTES = float("inf")
+                    if method == "tree+broadcast":
+                        _reduce.FOLD_MAX_WORKERS, _reduce.FOLD_MAX_BYTES = 1, -1
                     try:
                         rep = allreduce(vals, op="sum", shard=method == "sharded",
                                         nbytes=size * 8)
                     finally:
-                        _reduce.FOLD_MAX_WORKERS = saved
+                        _reduce.FOLD_MAX_WORKERS, _reduce.FOLD_MAX_BYTES = saved
                     wait(list(rep.values()))
                     return list(rep.values())
 

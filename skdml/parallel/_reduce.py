@@ -30,10 +30,14 @@ def _fold_scaled(combine, scale, *values):
     return total if scale == 1 else _scale(total, scale)
 
 
-#: Up to this many workers, an unsharded allreduce lets every worker fold all the workers'
-#: partials itself (one task hop); beyond, a tree then a broadcast (each worker would
-#: otherwise receive W - 1 partials).
+#: An unsharded allreduce lets every worker fold all the workers' partials itself (one task
+#: hop) on two workers, and on up to FOLD_MAX_WORKERS workers for values of at most
+#: FOLD_MAX_BYTES; otherwise a tree then a broadcast (two hops, but W - 1 folds instead of
+#: W (W - 1), and 2 (W - 1) transfers instead of W (W - 1)). Measured in benchmarks/RESULTS.md:
+#: on 2 workers the fold was faster at every size; on 4 workers (of a 2-core machine) as fast
+#: up to 0.8 MB and slower from 8 MB.
 FOLD_MAX_WORKERS = 8
+FOLD_MAX_BYTES = 2**20
 
 
 def _leaves(value):
@@ -314,9 +318,9 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     workers exchange shards (reduce-scatter, then all-gather: each worker sends and receives
     about ``2 (W-1)/W`` of the value's size, whatever the number of workers ``W``), or, for
     small values where sharding costs more task hops than it saves bytes, every worker folds
-    all the workers' partials itself (one task hop; up to :data:`FOLD_MAX_WORKERS` workers),
-    or, with more workers, the partials are tree-reduced and the result broadcast. Nothing
-    passes through the client.
+    all the workers' partials itself (one task hop; on two workers, or on up to
+    :data:`FOLD_MAX_WORKERS` workers for values of at most :data:`FOLD_MAX_BYTES`), or the
+    partials are tree-reduced and the result broadcast. Nothing passes through the client.
 
     Parameters
     ----------
@@ -329,8 +333,9 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     name : str, default="allreduce"
         Task names become ``skdml-<name>-<stage>-<token>``.
     nbytes : int, default=None
-        Size of the value in bytes, when known (e.g. a model's size), to choose between
-        sharding and tree + broadcast without asking the cluster.
+        Size of the value in bytes, when known (e.g. a model's size), to choose the path
+        without asking the cluster (on three or more workers an unknown size is asked for when
+        ``shard`` is None, and counts as large otherwise).
     shard : bool, default=None
         Force (True) or forbid (False) the sharded exchange; by default it is used when the
         value is at least ``skdml.config`` ``allreduce_shard_threshold`` bytes and there are
@@ -379,9 +384,11 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     if shard is None:
         # With two workers sharding moves the same bytes per worker as tree + broadcast and
         # costs one more task hop (benchmarks/RESULTS.md), so it starts at three workers.
-        shard = n > 2 and (nbytes if nbytes is not None else _nbytes_of(
-            ex, list(local.values()))) >= _config.get("allreduce_shard_threshold")
-    if not shard and 1 < n <= FOLD_MAX_WORKERS:
+        if nbytes is None and n > 2:
+            nbytes = _nbytes_of(ex, list(local.values()))
+        shard = n > 2 and nbytes >= _config.get("allreduce_shard_threshold")
+    fold = n == 2 or (n <= FOLD_MAX_WORKERS and nbytes is not None and nbytes <= FOLD_MAX_BYTES)
+    if not shard and fold:
         # every worker folds the W partials, in the same order (so to the same bits): one
         # task hop instead of a tree's and a broadcast's, and no worker moves more bytes than
         # the tree's root would (W - 1 partials in, its own out to the W - 1 others)

@@ -184,14 +184,18 @@ def test_worker_killed_during_allreduce(pc, path, monkeypatch):
         monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
     shard = path == "shard"
     X = _data(seed=2 + ["shard", "fold", "tree"].index(path))
+    nbytes = X.shape[1] * X.dtype.itemsize  # small: the fold path on 3 workers
     expected = X.compute().sum(axis=0)
     parts = persist_partitions(X, client=pc)
     assert len(set(parts.workers)) == 3
     sums = map_partitions(_sleepy_colsum(0.1), parts, name="faults-map", group_by="partition",
                           speculative=False, client=pc)
     # a slow combine keeps the allreduce's own tasks running long enough to be hit
-    reduced = allreduce(sums, op=_slow_add(0.15), name="faults-ar", shard=shard, client=pc)
+    reduced = allreduce(sums, op=_slow_add(0.15), name="faults-ar", shard=shard,
+                        nbytes=nbytes, client=pc)
     assert len(reduced) == 3
+    stage = {"shard": "gather", "fold": "fold", "tree": "bcast"}[path]
+    assert all(key_split(f.key) == f"skdml-faults-ar-{stage}" for f in reduced.values())
     wait(list(sums), timeout=30)  # the map stage is done: the reduction is what runs now
     assert not all(f.done() for f in reduced.values())
     victim = sorted(reduced)[0]
@@ -250,6 +254,8 @@ def test_allreduce_stays_on_workers_and_moves_little(pc, path, monkeypatch):
 
     if path == "tree":
         monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
+    if path == "fold":  # 8 MB: over FOLD_MAX_BYTES, where the tree is the default
+        monkeypatch.setattr(R, "FOLD_MAX_BYTES", float("inf"))
     shard = path == "shard"
     workers = sorted(pc.nthreads())
     W = len(workers)
@@ -270,7 +276,7 @@ def test_allreduce_stays_on_workers_and_moves_little(pc, path, monkeypatch):
 
     monkeypatch.setattr(pc, "_gather", spy)
     reduced = allreduce(Parts(futures, workers=workers), op="sum", name="faults-ar8",
-                        shard=shard, client=pc)
+                        shard=shard, nbytes=nbytes, client=pc)
     wait(list(reduced.values()), timeout=60)
     assert gathers == []
     assert sorted(reduced) == workers
@@ -491,7 +497,8 @@ def test_task_names_are_readable(tc, monkeypatch):
         root = tree_reduce(per_part, add, split_every=2, name="names-tree", client=tc)
         agg = aggregate(per_part, add, split_every=2, name="names-agg", client=tc)
         ar_shard = allreduce(sums, name="names-ar", shard=True, client=tc)
-        ar_fold = allreduce(sums, op="mean", name="names-ar", shard=False, client=tc)
+        ar_fold = allreduce(sums, op="mean", name="names-ar", shard=False, nbytes=800,
+                            client=tc)
         monkeypatch.setattr(R, "FOLD_MAX_WORKERS", 1)
         ar_tree = allreduce(sums, op="mean", name="names-ar", shard=False, client=tc)
         copies = broadcast(np.ones(3), parts, name="names-bcast", client=tc)
