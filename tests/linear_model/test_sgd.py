@@ -263,6 +263,12 @@ def test_batches_shuffle_is_deterministic_and_partial_fit_equals_fit(c):
     assert_allclose(inc.coef_, a.coef_, rtol=1e-9, atol=1e-12)
     other = SGDClassifier(max_iter=3, tol=None, **{**kw, "shuffle": True}).fit(Xd, yd)
     assert not np.allclose(other.coef_, a.coef_)
+    # several rounds per epoch: the order is drawn once per epoch (skdml-sgd-shuffle tasks)
+    # and the rounds walk through it
+    rounds = [SGDClassifier(max_iter=3, tol=None, sync_every=2, batch_size=16, **kw)
+              .fit(Xd, yd) for _ in range(2)]
+    assert_array_equal(rounds[0].coef_, rounds[1].coef_)
+    assert rounds[0].score(Xte, yte) > 0.9
     stopped = SGDClassifier(early_stopping=True, n_iter_no_change=2, max_iter=100,
                             **kw).fit(Xd, yd)
     assert 2 < stopped.n_iter_ < 100 and stopped.score(Xte, yte) > 0.9
