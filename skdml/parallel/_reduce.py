@@ -34,7 +34,7 @@ def _fold_scaled(combine, scale, *values):
 #: hop) on two workers, and on up to FOLD_MAX_WORKERS workers for values of at most
 #: FOLD_MAX_BYTES; otherwise a tree then a broadcast (two hops, but W - 1 folds instead of
 #: W (W - 1), and 2 (W - 1) transfers instead of W (W - 1)). Measured in benchmarks/RESULTS.md:
-#: on 2 workers the fold was faster or as fast in 15 of 16 cases; on 4 workers (of a 2-core
+#: on 2 workers the fold was faster or as fast in 14 of 16 cases; on 4 workers (of a 2-core
 #: machine) as fast up to 0.8 MB and slower from 8 MB.
 FOLD_MAX_WORKERS = 8
 FOLD_MAX_BYTES = 2**20
