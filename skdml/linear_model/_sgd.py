@@ -663,7 +663,7 @@ class _BaseSGD(BaseEstimator):
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
-        "shuffle": ["boolean", StrOptions({"batches"})],
+        "shuffle": [StrOptions({"batches"}), "boolean"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
         "epsilon": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -958,14 +958,15 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     tol : float or None, default=1e-3
         Stop when the epoch's objective (or the validation score with ``early_stopping``) has
         not improved by ``tol`` for ``n_iter_no_change`` epochs; None never stops early.
-    shuffle : bool or 'batches', default=True
-        True: visit the rows of each partition in a fresh random order every epoch
-        (deterministically, from ``random_state``, the epoch and the partition). 'batches':
-        every epoch, cut each partition into runs of ``batch_size // 16`` consecutive rows
-        (from a random offset) and visit the runs in a random order, so each mini-batch is
-        about 16 runs from random places; runs are read at the memory's bandwidth, random rows
-        at its latency, so an epoch takes about half as long as with True. False: the stored
-        order. Rows never move between partitions.
+    shuffle : 'batches' or bool, default='batches'
+        How each partition's rows are ordered every epoch (deterministically, from
+        ``random_state``, the epoch and the partition; rows never move between partitions).
+        'batches': the partition is cut into runs of ``batch_size // 16`` consecutive rows
+        (on a grid shifted by a random offset) visited in a random order, so each mini-batch
+        is about 16 runs from random places; runs are read at the memory's bandwidth, random
+        rows at its latency, so an epoch takes about 60% of the time it takes with True, for
+        the same accuracy on the benchmarks. True: every row in a fresh random order
+        (scikit-learn's shuffle). False: the stored order.
     verbose : int, default=0
         Print the loss of every epoch.
     epsilon : float, default=0.1
@@ -1076,7 +1077,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     }
 
     def __init__(self, loss="hinge", *, penalty="l2", alpha=0.0001, l1_ratio=0.15,
-                 fit_intercept=True, max_iter=1000, tol=1e-3, shuffle=True, verbose=0,
+                 fit_intercept=True, max_iter=1000, tol=1e-3, shuffle="batches", verbose=0,
                  epsilon=0.1, random_state=None, learning_rate="optimal", eta0=0.01,
                  power_t=0.5, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, class_weight=None, warm_start=False, average=False,
@@ -1439,11 +1440,10 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
     tol : float or None, default=1e-3
         Stopping tolerance on the epoch's objective (or validation R^2 with
         ``early_stopping``); None never stops early.
-    shuffle : bool or 'batches', default=True
-        True: a fresh random order of each partition's rows every epoch (deterministically);
-        'batches': runs of ``batch_size // 16`` consecutive rows in a fresh random order every
-        epoch (about half the time per epoch; see :class:`SGDClassifier`); False: the stored
-        order.
+    shuffle : 'batches' or bool, default='batches'
+        'batches': runs of ``batch_size // 16`` consecutive rows of each partition in a fresh
+        random order every epoch (see :class:`SGDClassifier`); True: every row in a fresh
+        random order (scikit-learn's shuffle); False: the stored order.
     verbose : int, default=0
         Print the loss of every epoch.
     epsilon : float, default=0.1
@@ -1515,7 +1515,7 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
     }
 
     def __init__(self, loss="squared_error", *, penalty="l2", alpha=0.0001, l1_ratio=0.15,
-                 fit_intercept=True, max_iter=1000, tol=1e-3, shuffle=True, verbose=0,
+                 fit_intercept=True, max_iter=1000, tol=1e-3, shuffle="batches", verbose=0,
                  epsilon=0.1, random_state=None, learning_rate="invscaling", eta0=0.01,
                  power_t=0.25, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, warm_start=False, average=False, batch_size="auto",

@@ -101,11 +101,13 @@ def test_accuracy_matches_sklearn(name, loss):
 
 @pytest.mark.parametrize("penalty", ["l1", "elasticnet", None])
 def test_accuracy_other_penalties_and_averaging(penalty):
+    """Digits, 3 partitions; six seeds (with three, the seed-to-seed spread alone moved the
+    mean by up to a point, for scikit-learn's own shuffle stream as for ours)."""
     Xtr, Xte, ytr, yte = problem("digits")
     Xd = _dask(Xtr, 3)
     for average in (False, True):
         ref, acc = [], []
-        for seed in SEEDS:
+        for seed in range(6):
             kw = dict(loss="log_loss", penalty=penalty, average=average, max_iter=5, tol=None,
                       random_state=seed)
             ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
