@@ -964,7 +964,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         'batches': the partition is cut into runs of ``batch_size // 16`` consecutive rows
         (on a grid shifted by a random offset) visited in a random order, so each mini-batch
         is about 16 runs from random places; runs are read at the memory's bandwidth, random
-        rows at its latency, so an epoch takes about 60% of the time it takes with True, for
+        rows at its latency, so an epoch takes 58-77% of the time it takes with True, for
         the same accuracy on the benchmarks. True: every row in a fresh random order
         (scikit-learn's shuffle). False: the stored order.
     verbose : int, default=0
