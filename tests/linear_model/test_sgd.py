@@ -85,18 +85,27 @@ def test_accuracy_matches_sklearn(name, loss):
     both sides are the mean over the same three seeds. These fits run on Dask's threaded
     scheduler (cheaper); test_threads_and_cluster_agree shows the cluster gives the same model.
     """
+    ref, acc, models = _scores_against_sklearn(name, loss)
+    assert np.mean(acc) >= np.mean(ref) - 0.01, f"{name} {loss}: {acc} vs scikit-learn {ref}"
+    Xtr, _, ytr, _ = problem(name)
+    n_out = 1 if name[-1] == "2" else len(np.unique(ytr))
+    for clf in models:
+        assert clf.n_iter_ == 5
+        assert clf.coef_.shape == (n_out, Xtr.shape[1])
+
+
+def _scores_against_sklearn(name, loss, **kw):
+    """Test accuracies of scikit-learn's SGDClassifier and of skdml's (with ``kw``), 5 epochs,
+    for each seed of SEEDS, on 2 partitions; and skdml's models."""
     Xtr, Xte, ytr, yte = problem(name)
     Xd, yd = _dask(Xtr), _dask(np.asarray(ytr))
-    ref, acc = [], []
+    ref, acc, models = [], [], []
     for seed in SEEDS:
-        kw = dict(loss=loss, max_iter=5, tol=None, random_state=seed)
-        ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
-        clf = SGDClassifier(**kw).fit(Xd, yd)
-        acc.append(clf.score(Xte, yte))
-        assert clf.n_iter_ == 5
-    assert np.mean(acc) >= np.mean(ref) - 0.01, f"{name} {loss}: {acc} vs scikit-learn {ref}"
-    n_out = 1 if name[-1] == "2" else len(np.unique(ytr))
-    assert clf.coef_.shape == (n_out, Xtr.shape[1])
+        common = dict(loss=loss, max_iter=5, tol=None, random_state=seed)
+        ref.append(SkSGDClassifier(**common).fit(Xtr, ytr).score(Xte, yte))
+        models.append(SGDClassifier(**common, **kw).fit(Xd, yd))
+        acc.append(models[-1].score(Xte, yte))
+    return ref, acc, models
 
 
 @pytest.mark.parametrize("penalty", ["l1", "elasticnet", None])
@@ -218,15 +227,10 @@ def test_batch_order_visits_every_row_once_in_runs():
 
 @pytest.mark.parametrize("name, loss", [("blobs3", "log_loss"), ("digits", "hinge"),
                                         ("text2", "modified_huber")])
-def test_batches_shuffle_accuracy_matches_sklearn(name, loss):
-    """test_accuracy_matches_sklearn's bar for shuffle="batches" (dense and sparse)."""
-    Xtr, Xte, ytr, yte = problem(name)
-    Xd, yd = _dask(Xtr), _dask(np.asarray(ytr))
-    ref, acc = [], []
-    for seed in SEEDS:
-        kw = dict(loss=loss, max_iter=5, tol=None, random_state=seed)
-        ref.append(SkSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
-        acc.append(SGDClassifier(shuffle="batches", **kw).fit(Xd, yd).score(Xte, yte))
+def test_row_shuffle_accuracy_matches_sklearn(name, loss):
+    """test_accuracy_matches_sklearn's bar (which runs the default, shuffle="batches") for
+    shuffle=True, scikit-learn's per-row reshuffle (dense and sparse)."""
+    ref, acc, _ = _scores_against_sklearn(name, loss, shuffle=True)
     assert np.mean(acc) >= np.mean(ref) - 0.01, f"{name} {loss}: {acc} vs scikit-learn {ref}"
 
 
