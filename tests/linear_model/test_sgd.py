@@ -223,6 +223,8 @@ def test_batch_order_visits_every_row_once_in_runs():
         assert n_breaks > len(train) // run // 2  # but the runs are not in their order
     assert not np.array_equal(orders[0], orders[1])  # a fresh order every epoch
     assert_array_equal(orders[2], _order_task(X, None, None, epoch=2, **kw))
+    # a partition whose rows are all held out for validation has nothing to visit
+    assert _order_task(X[:5], None, None, epoch=0, **{**kw, "n_val": [0, 5]}).shape == (0,)
 
 
 @pytest.mark.parametrize("name, loss", [("blobs3", "log_loss"), ("digits", "hinge"),
