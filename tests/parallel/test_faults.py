@@ -377,8 +377,9 @@ def test_speculation_beats_a_straggler(tc):
     assert r1.n_backups == 0
     assert res.n_backups >= 1
     assert key_split(res[0].key) == "skdml-straggle-backup"  # the backup copy won
-    # + 0.2 s: scheduler and polling noise on a busy 2-core machine (measured alone: 1.2x)
-    assert spec <= 1.5 * unslowed + 0.2, (spec, unslowed)
+    # The stage ended while the straggler still slept (4.2 s). No tighter bound against
+    # `unslowed`: measured alone 1.2x, but up to 2.1x on a loaded 2-core CI machine.
+    assert spec < 3.0, (spec, unslowed)
 
 
 @pytest.fixture(scope="module")
@@ -406,12 +407,20 @@ def _queued_straggler_stages(cluster, tmp_path, counts, seed):
         wait(blocks, timeout=10)
         expected = np.stack([_block(seed, i).sum(axis=0) for i in range(16)])
         slow = _first_starter_straggles(str(tmp_path / "straggled"), names[workers[0]],
-                                        extra=3.0)
+                                        extra=4.0)
         (unslowed, v0, _), (spec, v1, res) = _timed_stages(
             client, blocks, [(_straggler_kernel(None, None), True), (slow, True)])
         for values in (v0, v1):
             assert_allclose(values, expected, rtol=1e-12)
         return unslowed, spec, res
+
+
+def _assert_rescued(res, spec, unslowed):
+    # A backup copy won, and the stage ended while the straggler still slept (4.2 s; the
+    # tasks queued behind it would end later still). A ratio to `unslowed` is no test here:
+    # on a loaded 2-core CI machine it reached 2.1x (1.74 s against 0.83 s).
+    assert any(key_split(f.key) == "skdml-straggle-backup" for f in res)
+    assert spec < 3.0, (spec, unslowed)
 
 
 def test_speculation_rescues_tasks_queued_behind_a_straggler(nosteal_cluster, tmp_path):
@@ -421,7 +430,7 @@ def test_speculation_rescues_tasks_queued_behind_a_straggler(nosteal_cluster, tm
     print(f"\nqueued behind a straggler (4/4/4/4): unslowed {unslowed:.2f} s, with "
           f"speculation {spec:.2f} s ({res.n_backups} backups)")
     assert res.n_backups >= 4
-    assert spec <= 1.5 * unslowed + 0.3, (spec, unslowed)
+    _assert_rescued(res, spec, unslowed)
 
 
 def test_speculation_arms_when_queued_tasks_hold_back_the_quantile(nosteal_cluster, tmp_path):
@@ -431,7 +440,7 @@ def test_speculation_arms_when_queued_tasks_hold_back_the_quantile(nosteal_clust
     print(f"\nqueued behind a straggler (5/4/4/3): unslowed {unslowed:.2f} s, with "
           f"speculation {spec:.2f} s ({res.n_backups} backups)")
     assert res.n_backups >= 1
-    assert spec <= 1.5 * unslowed + 0.3, (spec, unslowed)
+    _assert_rescued(res, spec, unslowed)
 
 
 # -- 4. no workers left ------------------------------------------------------------------------
