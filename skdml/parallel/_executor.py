@@ -7,6 +7,7 @@ Dask's threaded scheduler. Everything above this module is written once against 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 
@@ -28,6 +29,20 @@ def new_name(name):
     if not name.startswith("skdml-"):
         name = f"skdml-{name}"
     return f"{name}-{next(_counter)}{uuid.uuid4().hex[:12]}"
+
+
+# Futures whose release waits for the next submit (see Executor.release_after_next_submit).
+_DEFERRED = []
+_DEFERRED_LOCK = threading.Lock()
+#: Seconds after which deferred futures are released even if nothing was submitted.
+RELEASE_DELAY = 1.0
+
+
+def _release_deferred():
+    with _DEFERRED_LOCK:
+        held = _DEFERRED[:]
+        _DEFERRED.clear()
+    del held  # the futures' releases go out now, behind whatever was just submitted
 
 
 class NoWorkersError(RuntimeError):
@@ -64,10 +79,47 @@ class Executor:
             return dask.delayed(fn, pure=False)(*args, dask_key_name=key, **kwargs)
         if isinstance(workers, str):
             workers = [workers]
-        return self.client.submit(
+        future = self.client.submit(
             fn, *args, key=key, workers=workers, allow_other_workers=workers is not None,
             retries=retries, priority=priority, pure=False, **kwargs,
         )
+        _release_deferred()
+        return future
+
+    def submit_many(self, fn, arglists, *, keys, retries=None):
+        """Submit ``fn(*args)`` for every ``args`` in ``arglists`` under the matching key of
+        ``keys``, in one message to the scheduler; returns a list of Futures or Delayeds.
+
+        One message matters: a Client batches what it sends every 10 ms, so tasks submitted
+        one by one can reach the scheduler in two batches, the second up to 10 ms late, and a
+        stage lasts until its last task ends.
+        """
+        if retries is None:
+            retries = _config.get("retries")
+        arglists = [tuple(a) for a in arglists]
+        if self.client is None or not arglists:
+            return [self.submit(fn, *a, key=k, retries=retries) for a, k in zip(arglists, keys)]
+        futures = self.client.map(fn, *zip(*arglists), key=list(keys), retries=retries,
+                                  pure=False)
+        _release_deferred()
+        return futures
+
+    def release_after_next_submit(self, handles):
+        """Keep ``handles`` (futures the caller is done with) alive until the next submit, or
+        for :data:`RELEASE_DELAY` seconds if none comes.
+
+        A driver loop drops the last stage's futures just before it submits the next stage.
+        Their release is a message too, and the Client sends at most one batch of messages per
+        10 ms: released first, the next stage's tasks reach the scheduler up to 10 ms late
+        (measured: half the Lloyd passes of a KMeans fit started 10 ms late). Released after
+        the submit, the release waits instead, and nothing waits for it.
+        """
+        if self.client is None or not handles:
+            return
+        with _DEFERRED_LOCK:
+            _DEFERRED.append(list(handles))
+        loop = self.client.loop
+        loop.add_callback(loop.call_later, RELEASE_DELAY, _release_deferred)
 
     def free_workers(self):
         """Workers to prefer for follow-up tasks: ``None`` (any) unless some worker is still
@@ -86,10 +138,12 @@ class Executor:
         """Like :meth:`submit` but the task may run only on ``worker`` (backup copies)."""
         if retries is None:
             retries = _config.get("retries")
-        return self.client.submit(
+        future = self.client.submit(
             fn, *args, key=key, workers=[worker], allow_other_workers=False,
             retries=retries, priority=priority, pure=False, **kwargs,
         )
+        _release_deferred()
+        return future
 
     # -- cluster facts --------------------------------------------------------------------
     def nthreads(self):

@@ -144,14 +144,14 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
     # No worker restrictions: every input of a group sits on the group's worker, so the
     # scheduler places the task there by data locality, and work stealing stays free to move
     # a queued task away from a straggling worker.
-    handles = []
-    for j, (worker, idx) in enumerate(groups):
-        targs = task_args(worker, idx)
-        if speculate:
-            h = ex.submit(timed_call, _run_group, fn, *targs, key=(prefix, j), retries=retries)
-        else:
-            h = ex.submit(_run_group, fn, *targs, key=(prefix, j), retries=retries)
-        handles.append(h)
+    arglists = [task_args(worker, idx) for worker, idx in groups]
+    keys = [(prefix, j) for j in range(len(groups))]
+    if speculate:
+        handles = ex.submit_many(timed_call, [(_run_group, fn) + a for a in arglists],
+                                 keys=keys, retries=retries)
+    else:
+        handles = ex.submit_many(_run_group, [(fn,) + a for a in arglists], keys=keys,
+                                 retries=retries)
     workers = [w for w, _ in groups]
     if speculate:
         backup_prefix = new_name(f"{name}-backup")

@@ -240,6 +240,7 @@ def aggregate(parts, combine, *, split_every=None, name="reduce", client=None):
             handles = [tree_reduce(handles, combine, split_every=split_every, name=name,
                                    client=client)]
     values = ex.gather(handles)
+    ex.release_after_next_submit(list(parts) + handles)
     return functools.reduce(combine, values)
 
 

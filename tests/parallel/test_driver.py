@@ -1,10 +1,11 @@
 """run_step: a driver iteration redone after a cluster failure, kernel errors raised at once."""
+import time
 import types
 
 import dask.array as da
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from distributed.scheduler import KilledWorker
 from numpy.testing import assert_allclose
 
@@ -59,3 +60,90 @@ def test_run_step_raises_kernel_errors_at_once():
     with pytest.raises(ValueError, match="NaN"):
         run_step(step, retries=3)
     assert calls == [1]
+
+
+# -- the messages of a driver loop -------------------------------------------------------------
+def _add_recorder(dask_scheduler=None):
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Recorder(SchedulerPlugin):
+        name = "skdml-test-messages"
+
+        def __init__(self):
+            self.events = []
+
+        def update_graph(self, scheduler, *, keys, **kwargs):
+            self.events.append(("submit", {str(k) for k in keys}))
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if finish == "forgotten":
+                self.events.append(("forget", str(key)))
+
+    dask_scheduler.add_plugin(Recorder(), name=Recorder.name)
+
+
+def _events(dask_scheduler=None):
+    return list(dask_scheduler.plugins["skdml-test-messages"].events)
+
+
+def _remove_recorder(dask_scheduler=None):
+    dask_scheduler.plugins.pop("skdml-test-messages", None)
+
+
+@pytest.fixture
+def recorded(c):
+    c.run_on_scheduler(_add_recorder)
+    yield lambda: c.run_on_scheduler(_events)
+    c.run_on_scheduler(_remove_recorder)
+
+
+def _colsum(block):
+    return block.sum(0)
+
+
+def _wait_forgotten(events, keys, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        forgotten = {k for kind, k in events() if kind == "forget"}
+        if keys <= forgotten:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not released after {timeout} s: {sorted(keys - forgotten)}")
+
+
+def test_a_stage_reaches_the_scheduler_in_one_message(c, recorded):
+    parts = persist_partitions(da.ones((800, 3), chunks=(100, 3)))
+    stage = map_partitions(_colsum, parts, group_by="partition", speculative=False)
+    assert len(stage) == 8
+    wait(list(stage))
+    submits = [keys for kind, keys in recorded() if kind == "submit"]
+    assert {str(f.key) for f in stage} in submits  # all eight tasks in one update-graph
+
+
+def test_a_finished_stage_is_released_after_the_next_submit(c, recorded):
+    parts = persist_partitions(da.ones((400, 3), chunks=(100, 3)))
+    first = map_partitions(_colsum, parts, combine=add, speculative=False)
+    first_keys = {str(f.key) for f in first}
+    assert_allclose(aggregate(first, add), [400.0] * 3)
+    del first  # the driver is done with the stage
+    second = map_partitions(_colsum, parts, combine=add, speculative=False)
+    second_keys = {str(f.key) for f in second}
+    _wait_forgotten(recorded, first_keys)
+    events = recorded()
+    submitted = next(i for i, (kind, k) in enumerate(events)
+                     if kind == "submit" and second_keys <= k)
+    released = min(i for i, (kind, k) in enumerate(events)
+                   if kind == "forget" and k in first_keys)
+    assert submitted < released
+
+
+def test_a_finished_stage_is_released_without_a_next_submit(c, recorded, monkeypatch):
+    import skdml.parallel._executor as E
+
+    monkeypatch.setattr(E, "RELEASE_DELAY", 0.2)
+    parts = persist_partitions(da.ones((400, 3), chunks=(100, 3)))
+    stage = map_partitions(_colsum, parts, combine=add, speculative=False)
+    keys = {str(f.key) for f in stage}
+    aggregate(stage, add)
+    del stage
+    _wait_forgotten(recorded, keys)
