@@ -38,11 +38,20 @@ _DEFERRED_LOCK = threading.Lock()
 RELEASE_DELAY = 1.0
 
 
-def _release_deferred():
+def _release_deferred(older_than=None):
+    """Drop the deferred futures (only those deferred before ``older_than``, a monotonic time,
+    when given: the fallback timer must not release a stage read a moment ago)."""
     with _DEFERRED_LOCK:
-        held = _DEFERRED[:]
-        _DEFERRED.clear()
+        if older_than is None:
+            held, _DEFERRED[:] = _DEFERRED[:], []
+        else:
+            held = [e for e in _DEFERRED if e[0] < older_than]
+            _DEFERRED[:] = [e for e in _DEFERRED if e[0] >= older_than]
     del held  # the futures' releases go out now, behind whatever was just submitted
+
+
+def _release_expired():
+    _release_deferred(older_than=time.monotonic() - RELEASE_DELAY + 0.01)
 
 
 class NoWorkersError(RuntimeError):
@@ -117,9 +126,9 @@ class Executor:
         if self.client is None or not handles:
             return
         with _DEFERRED_LOCK:
-            _DEFERRED.append(list(handles))
+            _DEFERRED.append((time.monotonic(), list(handles)))
         loop = self.client.loop
-        loop.add_callback(loop.call_later, RELEASE_DELAY, _release_deferred)
+        loop.add_callback(loop.call_later, RELEASE_DELAY, _release_expired)
 
     def free_workers(self):
         """Workers to prefer for follow-up tasks: ``None`` (any) unless some worker is still
