@@ -108,8 +108,9 @@ class Executor:
         arglists = [tuple(a) for a in arglists]
         if self.client is None or not arglists:
             return [self.submit(fn, *a, key=k, retries=retries) for a, k in zip(arglists, keys)]
+        # fifo_timeout as Client.submit's default: a stage is ordered like submitted tasks
         futures = self.client.map(fn, *zip(*arglists), key=list(keys), retries=retries,
-                                  pure=False)
+                                  pure=False, fifo_timeout="60s")
         _release_deferred()
         return futures
 
