@@ -492,7 +492,7 @@ class _Epoch:
             if ex.distributed and len(self.inflight) >= _WINDOW:
                 if not block:
                     return False
-                ex.wait([self.inflight.pop(0)])
+                ex.wait(self.inflight.pop(0))
             # static arguments bound in a partial: Dask does not traverse it (it would unpack
             # the config dataclass and the lists on every submit)
             task = partial(_one_round_task if one_round else _round_task,
@@ -505,10 +505,13 @@ class _Epoch:
                                  with_index=True, speculative=False, name="sgd-local")
             self.cur = allreduce(out, op=_add_states, name="sgd-allreduce", nbytes=run.nbytes)
             self.handles.extend(out)
-            self.handles.extend(self.cur.values())
-            self.inflight.append(self.cur.any())
+            self.handles.extend(self.cur.held())
+            self.inflight.append(list(out))  # the round's local results
             self.t += plan.advance(self.r)
             self.r += 1
+        # the epoch's model, to be read by the client: its fold task goes out now, ahead of
+        # the next epoch's tasks on its worker (the rounds' folds run inside the next round)
+        self.handles.append(self.cur.any())
         if run.early_stopping and self.val is None:
             self.val = map_partitions(
                 partial(_validate_task, seed=run.seed, n_val=run.n_val, cfg=run.cfg),

@@ -9,26 +9,92 @@ from ._speculation import run_speculative, timed_call
 __all__ = ["map_partitions", "Replicated"]
 
 
+#: Marks, inside a task's arguments, a value that the task folds itself (see Replicated).
+_FOLD_ARG = "__skdml_fold__"
+
+
 class Replicated(dict):
     """One copy of a value per worker: ``{worker address: handle}``.
 
     Returned by :func:`broadcast` and :func:`allreduce`. Passed as an argument to
     :func:`map_partitions`, each task receives the copy held by its own worker, so the value
     is never shipped per partition.
+
+    An allreduce of small values may leave the final fold to the value's consumers
+    (:meth:`folded_by_consumers`): a :func:`map_partitions` task then receives the partial
+    results and folds them itself before it runs, which saves the task hop of a separate fold
+    task; a worker's copy is computed as a task of its own only when it is asked for
+    (``replicated[worker]``, :meth:`values`, :meth:`any`).
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lazy = None
+
+    @classmethod
+    def folded_by_consumers(cls, ex, fold, args, workers, name):
+        """The value ``fold(*args)`` (``args`` holding the partials' futures) on every worker
+        of ``workers``, computed where it is used; ``name``: key prefix of the fold tasks of
+        copies that are asked for."""
+        out = cls.fromkeys(workers)
+        out._lazy = (ex, fold, tuple(args), name)
+        return out
+
+    def _copy(self, worker):
+        handle = dict.__getitem__(self, worker)
+        if handle is None and self._lazy is not None:
+            ex, fold, args, name = self._lazy
+            handle = ex.submit(fold, *args, key=(name, str(worker)), workers=worker)
+            dict.__setitem__(self, worker, handle)
+        return handle
+
+    def __getitem__(self, worker):
+        return self._copy(worker)
+
+    def get(self, worker, default=None):
+        return self._copy(worker) if worker in self else default
+
+    def values(self):
+        return [self._copy(w) for w in self]
+
+    def items(self):
+        return [(w, self._copy(w)) for w in self]
+
+    def held(self):
+        """The futures this value holds (the partials of a fold left to consumers, and the
+        copies computed so far), without computing any copy."""
+        made = [h for h in dict.values(self) if h is not None]
+        if self._lazy is None:
+            return made
+        return made + [a for a in self._lazy[2] if hasattr(a, "key")]
+
     def for_worker(self, worker):
-        """The copy on ``worker``, or any copy when that worker holds none."""
+        """The copy on ``worker``, or any copy when that worker holds none; for a fold left to
+        consumers, the fold itself, run by the task that receives it (even where a copy was
+        asked for: waiting for that task would cost the hop that the fold saves)."""
+        if self._lazy is not None:
+            _, fold, args, _ = self._lazy
+            return {_FOLD_ARG: [fold, *args]}
         if worker in self:
             return self[worker]
-        return next(iter(self.values()))
+        return self.any()
 
     def any(self):
         """One of the copies (for bringing the value to the client)."""
-        return next(iter(self.values()))
+        return self._copy(next(iter(self)))
+
+
+def _resolve(arg):
+    """An argument of a task, with a fold left to consumers (see Replicated) carried out."""
+    if type(arg) is dict and len(arg) == 1 and _FOLD_ARG in arg:
+        fold, *args = arg[_FOLD_ARG]
+        return fold(*args)
+    return arg
 
 
 def _run_group(fn, blocks_list, indices, args, kwargs, combine, with_index, single):
+    args = tuple(_resolve(a) for a in args)
+    kwargs = {k: _resolve(v) for k, v in kwargs.items()}
     out = None
     results = []
     for blocks, i in zip(blocks_list, indices):

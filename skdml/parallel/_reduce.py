@@ -393,11 +393,11 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
         # every worker folds the W partials, in the same order (so to the same bits): one
         # task hop instead of a tree's and a broadcast's, and no worker moves more bytes than
         # the tree's root would (W - 1 partials in, its own out to the W - 1 others)
-        fold_name = new_name(f"{name}-fold")
-        return Replicated({
-            w: ex.submit(_fold_scaled, combine, scale, *[local[v] for v in order],
-                         key=(fold_name, str(w)), workers=w)
-            for w in order})
+        # The fold itself is left to the value's consumers: a map_partitions task folds the
+        # partials before it runs, without a task hop of its own (see Replicated).
+        return Replicated.folded_by_consumers(
+            ex, _fold_scaled, (combine, scale, *[local[v] for v in order]), order,
+            new_name(f"{name}-fold"))
     if not shard or n == 1:
         root = tree_reduce([local[w] for w in order], combine, name=f"{name}-tree",
                            client=client)

@@ -1,4 +1,5 @@
 """tree_reduce, aggregate, allreduce and broadcast against NumPy references."""
+import functools
 import dask
 import dask.array as da
 import numpy as np
@@ -143,6 +144,35 @@ def test_allreduce_result_feeds_next_stage_on_each_worker(c):
     idx = [i for p in scaled.partitions for i in p]
     expected = np.arange(40.0).reshape(20, 2) / np.arange(40.0).reshape(20, 2).sum(0)
     assert_allclose(out, np.concatenate([expected[5 * i:5 * i + 5] for i in idx]))
+
+
+def _keys_named(fragment, dask_scheduler=None):
+    return sorted(str(k) for k in dask_scheduler.tasks if fragment in str(k))
+
+
+def _exact_total(b, t):
+    return np.asarray(t)
+
+
+def test_allreduce_fold_is_left_to_its_consumers(c):
+    # on two workers the fold path: the next stage folds the partials itself (no fold task,
+    # no task hop); a copy asked for is a task of its own, with the same bits
+    X = da.from_array(np.random.default_rng(3).random((40, 3)), chunks=(5, 3))
+    parts = persist_partitions(X)
+    sums = map_partitions(lambda b: b.sum(0), parts, combine=add, name="t-lazy-sum")
+    total = allreduce(sums, op="mean", name="t-lazy")
+    used = map_partitions(_exact_total, parts, total, name="t-lazy-use")
+    got = [v for per_worker in c.gather(list(used)) for v in per_worker]
+    assert len(got) == 8
+    assert c.run_on_scheduler(_keys_named, "t-lazy-fold") == []
+    partials = c.gather(list(sums))
+    assert_allclose(got[0], functools.reduce(add, partials) / len(partials), rtol=1e-14)
+    copies = c.gather(total.values())
+    assert len(c.run_on_scheduler(_keys_named, "t-lazy-fold")) == len(total) == 2
+    for value in got + copies:
+        assert_array_equal(value, got[0])  # every worker folded to the same bits
+    assert total.for_worker(next(iter(total))) is not total[next(iter(total))]
+    assert {f.key for f in total.values()} <= {f.key for f in total.held()}
 
 
 # -- broadcast, map_partitions -----------------------------------------------------------------
