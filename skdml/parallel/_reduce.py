@@ -349,7 +349,10 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
     -------
     Replicated
         ``{worker: handle to the reduced value on that worker}``; pass it to
-        :func:`map_partitions` so each task uses its own worker's copy.
+        :func:`map_partitions` so each task uses its own worker's copy. On the small-value
+        (fold) path the consumers' tasks fold the partials themselves, and a worker's copy is
+        computed when it is asked for (``result[worker]``, ``values()``, ``any()``), so read
+        copies through these, not by passing the mapping itself to other Dask calls.
 
     Examples
     --------
