@@ -207,6 +207,39 @@ def test_worker_killed_during_allreduce(pc, path, monkeypatch):
     _wait_gone(pc, victim)
 
 
+def _sleepy_use(delay):
+    def kernel(block, total):
+        time.sleep(delay)
+        return total
+
+    return kernel
+
+
+def test_worker_killed_while_consumers_fold_an_allreduce(pc):
+    # the fold path leaves the fold to the next stage's tasks: kill a worker while they run
+    X = _data(seed=9)
+    expected = X.compute().sum(axis=0)
+    parts = persist_partitions(X, client=pc)
+    sums = map_partitions(_sleepy_colsum(0.05), parts, name="faults-map", combine=add,
+                          speculative=False, client=pc)
+    reduced = allreduce(sums, op="sum", name="faults-lazy", nbytes=8 * X.shape[1], client=pc)
+    used = map_partitions(_sleepy_use(0.3), parts, reduced, name="faults-use",
+                          group_by="partition", speculative=False, client=pc)
+    deadline = time.monotonic() + 30
+    while not any("faults-use" in str(k) for ks in pc.processing().values() for k in ks):
+        assert time.monotonic() < deadline, "the consumer stage never ran"
+        time.sleep(0.01)
+    victim = sorted(pc.nthreads())[0]
+    _kill_worker(pc, victim)
+    values = pc.gather(list(used))
+    assert len(values) == parts.n_partitions
+    for v in values:
+        assert_allclose(v, expected, rtol=1e-12)
+    assert not pc.run_on_scheduler(  # the consumers folded: no fold task was made
+        lambda dask_scheduler: [k for k in dask_scheduler.tasks if "faults-lazy" in str(k)])
+    _wait_gone(pc, victim)
+
+
 # -- 3. retries --------------------------------------------------------------------------------
 def test_task_failing_twice_succeeds_with_two_retries(pc, tmp_path):
     X = _data(600, 100, seed=4)
