@@ -150,14 +150,15 @@ def test_a_finished_stage_is_released_without_a_next_submit(c, recorded, monkeyp
 
 
 def test_the_release_timer_keeps_a_stage_read_since(c, recorded, monkeypatch):
-    # Stage 1 is read at T1 (its timer fires at T1 + 1), stage 2 at T2 = T1 + 0.6 (its submit
-    # releases stage 1; its timer fires at T2 + 1). Stage 1's timer must leave stage 2 alone.
+    # Stage 1 is read at T1 (its timer fires at T1 + 2), stage 2 at T2 >= T1 + 1.2 (its submit
+    # releases stage 1; its timer fires at T2 + 2). Stage 1's timer, at or before T2 + 0.8,
+    # must leave stage 2 alone: checked at T2 + 1.4 (0.6 s of margin each way).
     import skdml.parallel._executor as E
 
-    monkeypatch.setattr(E, "RELEASE_DELAY", 1.0)
+    monkeypatch.setattr(E, "RELEASE_DELAY", 2.0)
     parts = persist_partitions(da.ones((400, 3), chunks=(100, 3)))
     keys = []
-    for pause in (0.6, 0):
+    for pause in (1.2, 0):
         stage = map_partitions(_colsum, parts, combine=add, speculative=False)
         keys.append({str(f.key) for f in stage})
         aggregate(stage, add)
@@ -165,7 +166,7 @@ def test_the_release_timer_keeps_a_stage_read_since(c, recorded, monkeypatch):
         del stage
         time.sleep(pause)
     _wait_forgotten(recorded, keys[0])
-    time.sleep(max(0.0, read + 0.7 - time.monotonic()))  # stage 1's timer has fired
+    time.sleep(max(0.0, read + 1.4 - time.monotonic()))  # stage 1's timer has fired
     forgotten = {k for kind, k in recorded() if kind == "forget"}
     assert not keys[1] & forgotten
     _wait_forgotten(recorded, keys[1])
