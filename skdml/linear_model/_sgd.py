@@ -509,9 +509,11 @@ class _Epoch:
             self.inflight.append(list(out))  # the round's local results
             self.t += plan.advance(self.r)
             self.r += 1
-        # the epoch's model, to be read by the client: its fold task goes out now, ahead of
-        # the next epoch's tasks on its worker (the rounds' folds run inside the next round)
-        self.handles.append(self.cur.any())
+            if self.r == plan.n_rounds:
+                # the epoch's model, to be read by the client: its fold task goes out now,
+                # ahead of the next epoch's tasks on its worker (the rounds' folds run inside
+                # the next round), once per epoch
+                self.handles.append(self.cur.any())
         if run.early_stopping and self.val is None:
             self.val = map_partitions(
                 partial(_validate_task, seed=run.seed, n_val=run.n_val, cfg=run.cfg),

@@ -96,16 +96,35 @@ class Executor:
         return future
 
     def submit_many(self, fn, arglists, *, keys, retries=None):
-        """Submit ``fn(*args)`` for every ``args`` in ``arglists`` under the matching key of
-        ``keys``, in one message to the scheduler; returns a list of Futures or Delayeds.
+        """Submit ``fn(*args)`` for every ``args`` in ``arglists``, in one message.
 
         One message matters: a Client batches what it sends every 10 ms, so tasks submitted
         one by one can reach the scheduler in two batches, the second up to 10 ms late, and a
         stage lasts until its last task ends.
+
+        Parameters
+        ----------
+        fn : callable
+            The task function.
+        arglists : sequence of sequences
+            The positional arguments of each task.
+        keys : sequence
+            One task key per entry of ``arglists``.
+        retries : int, default=None
+            Retries per task; by default the ``skdml.config`` setting.
+
+        Returns
+        -------
+        list of Future or Delayed
+            One handle per task, in the order of ``arglists``.
         """
         if retries is None:
             retries = _config.get("retries")
         arglists = [tuple(a) for a in arglists]
+        keys = list(keys)
+        if len(keys) != len(arglists):
+            raise ValueError(f"submit_many needs one key per task: got {len(keys)} keys for "
+                             f"{len(arglists)} argument lists.")
         if self.client is None or not arglists:
             return [self.submit(fn, *a, key=k, retries=retries) for a, k in zip(arglists, keys)]
         # fifo_timeout as Client.submit's default: a stage is ordered like submitted tasks
@@ -116,8 +135,15 @@ class Executor:
 
     def release_after_next_submit(self, handles):
         """Keep ``handles`` (futures the caller is done with) alive until the next submit, or
-        for :data:`RELEASE_DELAY` seconds if none comes.
+        for ``RELEASE_DELAY`` (1) seconds if none comes; a no-op on the threaded scheduler.
 
+        Parameters
+        ----------
+        handles : sequence of Future
+            Futures whose results the caller has read.
+
+        Notes
+        -----
         A driver loop drops the last stage's futures just before it submits the next stage.
         Their release is a message too, and the Client sends at most one batch of messages per
         10 ms: released first, the next stage's tasks reach the scheduler up to 10 ms late

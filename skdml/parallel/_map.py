@@ -20,8 +20,8 @@ class Replicated(dict):
     :func:`map_partitions`, each task receives the copy held by its own worker, so the value
     is never shipped per partition.
 
-    An allreduce of small values may leave the final fold to the value's consumers
-    (:meth:`folded_by_consumers`): a :func:`map_partitions` task then receives the partial
+    An allreduce of small values may leave the final fold to the value's consumers: a
+    :func:`map_partitions` task then receives the partial
     results and folds them itself before it runs, which saves the task hop of a separate fold
     task; a worker's copy is computed as a task of its own only when it is asked for
     (``replicated[worker]``, :meth:`values`, :meth:`any`).
@@ -32,10 +32,10 @@ class Replicated(dict):
         self._lazy = None
 
     @classmethod
-    def folded_by_consumers(cls, ex, fold, args, workers, name):
+    def _folded_by_consumers(cls, ex, fold, args, workers, name):
         """The value ``fold(*args)`` (``args`` holding the partials' futures) on every worker
         of ``workers``, computed where it is used; ``name``: key prefix of the fold tasks of
-        copies that are asked for."""
+        copies that are asked for (engine-internal: built by :func:`allreduce`)."""
         out = cls.fromkeys(workers)
         out._lazy = (ex, fold, tuple(args), name)
         return out
@@ -61,8 +61,16 @@ class Replicated(dict):
         return [(w, self._copy(w)) for w in self]
 
     def held(self):
-        """The futures this value holds (the partials of a fold left to consumers, and the
-        copies computed so far), without computing any copy."""
+        """The futures this value holds, without computing any copy.
+
+        Keep them referenced for as long as the value may still be used.
+
+        Returns
+        -------
+        list of Future
+            The copies computed so far and, for a fold left to consumers, the partial
+            results it folds.
+        """
         made = [h for h in dict.values(self) if h is not None]
         if self._lazy is None:
             return made

@@ -398,7 +398,7 @@ def allreduce(parts, op="sum", *, name="allreduce", nbytes=None, shard=None, cli
         # the tree's root would (W - 1 partials in, its own out to the W - 1 others)
         # The fold itself is left to the value's consumers: a map_partitions task folds the
         # partials before it runs, without a task hop of its own (see Replicated).
-        return Replicated.folded_by_consumers(
+        return Replicated._folded_by_consumers(
             ex, _fold_scaled, (combine, scale, *[local[v] for v in order]), order,
             new_name(f"{name}-fold"))
     if not shard or n == 1:

@@ -170,3 +170,14 @@ def test_the_release_timer_keeps_a_stage_read_since(c, recorded, monkeypatch):
     forgotten = {k for kind, k in recorded() if kind == "forget"}
     assert not keys[1] & forgotten
     _wait_forgotten(recorded, keys[1])
+
+
+@pytest.mark.parametrize("distributed", [False, True])
+def test_submit_many_needs_one_key_per_task(distributed, request):
+    from skdml.parallel import Executor
+
+    ex = Executor(request.getfixturevalue("c") if distributed else None)
+    with pytest.raises(ValueError, match="one key per task: got 1 keys for 2"):
+        ex.submit_many(add, [(1, 2), (3, 4)], keys=["skdml-test-few-keys"])
+    handles = ex.submit_many(add, [(1, 2), (3, 4)], keys=["skdml-test-k0", "skdml-test-k1"])
+    assert ex.gather(handles) == [3, 7]
