@@ -8,6 +8,8 @@ buffer), computes each row's scores, loss derivative and share of the batch's gr
 the row is in cache (one pass over the data per epoch), and applies the batch's update exactly
 as the reference does (L2 shrinkage of the batch at once, truncated-gradient L1, running
 average).
+Rows read through the order are requested a few rows ahead (a software prefetch,
+:data:`_AHEAD`), so that jumping to a random run does not stall on memory.
 The schedule's learning rate, its curvature cap and the averaging weights depend only on the
 sample clock, so they are computed per batch in Python beforehand with the reference's own
 functions.
@@ -44,6 +46,49 @@ def _njit(fn):
     # an overflow must still show as inf/nan, for the driver's divergence check
     return numba.njit(cache=True, nogil=True,
                       fastmath={"reassoc", "contract", "nsz"})(fn)
+
+
+def _make_prefetch():
+    """``prefetch(a, j)``: hint the CPU to bring element ``j`` of the 1-D array ``a`` into
+    cache (LLVM's ``llvm.prefetch``, a hint: it changes no result and cannot fault). Numba has
+    no prefetch of its own."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, arr, j):
+        def codegen(context, builder, signature, args):
+            aryty, jty = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = context.cast(builder, args[1], jty, types.intp)
+            ptr = cgutils.get_item_pointer2(
+                context, builder, data=ary.data,
+                shape=cgutils.unpack_tuple(builder, ary.shape, 1),
+                strides=cgutils.unpack_tuple(builder, ary.strides, 1),
+                layout=aryty.layout, inds=[idx], boundscheck=False)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fn = builder.module.declare_intrinsic(  # named for llvmlite's pointer mode
+                "llvm.prefetch", [i8p], ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
+            # read (0), keep in all cache levels (3), data cache (1)
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, j), codegen
+
+    return prefetch
+
+
+_prefetch = _make_prefetch() if numba is not None else None
+
+#: Rows read through the epoch's order (``shuffle="batches"`` runs, or copied into the batch
+#: buffer) are requested this many rows early: a jump to a new run, or a random row, would
+#: otherwise wait for memory. Measured on one 250,000 x 100 float64 partition (log_loss, one
+#: thread, medians of 6): "batches" 24.0 -> 21.4 ms (two concurrent kernels 25.8 -> 22.4 ms),
+#: shuffle=True 51.1 -> 42.3 ms; 2 and 8 rows ahead gave about the same.
+_AHEAD = 4
 
 
 @_njit
@@ -94,7 +139,7 @@ def _loss_grad(loss_id, p, y, eps):
 @_njit
 def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, base, frac,
          batch, scale, active, loss_id, eps, clip, alpha, l1, has_l2, has_l1, has_penalty,
-         fit_intercept, intercept_decay, average, compute_loss, loss_sum):
+         fit_intercept, intercept_decay, average, compute_loss, loss_sum, ahead):
     n_rows, K = Y.shape
     d = coef.shape[1]
     weighted = W.shape[0] > 0
@@ -102,6 +147,7 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
     gsum = np.empty(K)
     n_batches = base.shape[0]
     buf = np.empty((0 if contiguous else min(batch, n_rows), d), dtype=X.dtype)
+    line = max(1, 64 // X.itemsize)  # elements per cache line
     for bi in range(n_batches):
         start = bi * batch
         stop = min(start + batch, n_rows)
@@ -142,6 +188,10 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
             else:
                 mode = 2
                 for ii in range(start, stop):
+                    if ahead > 0 and ii + ahead < n_rows:
+                        nxt = X[rows[ii + ahead]]
+                        for f in range(0, d, line):
+                            _prefetch(nxt, f)
                     src = X[rows[ii]]
                     dst = buf[ii - start]
                     for f in range(d):
@@ -151,6 +201,10 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
                 x = X[first + ii]
             elif mode == 1:
                 x = X[rows[ii]]
+                if ahead > 0 and ii + ahead < n_rows:
+                    nxt = X[rows[ii + ahead]]
+                    for f in range(0, d, line):
+                        _prefetch(nxt, f)
             else:
                 x = buf[ii - start]
             for k in range(K):
@@ -299,5 +353,6 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
          base, frac, int(batch_size), scale, active, _LOSS_IDS[cfg.loss], float(cfg.epsilon),
          cfg.loss in kernels._UNBOUNDED, float(cfg.alpha), float(cfg.l1), cfg.has_l2,
          cfg.has_l1, cfg.penalty is not None, bool(cfg.fit_intercept),
-         float(cfg.intercept_decay), bool(cfg.average), bool(cfg.compute_loss), loss_sum)
+         float(cfg.intercept_decay), bool(cfg.average), bool(cfg.compute_loss), loss_sum,
+         _AHEAD)
     return kernels._result(coef, intercept, avg, avg_b, q, u, loss_sum, t_end, cfg)

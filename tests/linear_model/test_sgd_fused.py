@@ -179,3 +179,20 @@ def test_jit_setting_reaches_worker_processes(nanny_client):
     assert_array_equal(off, local)
     assert not np.array_equal(on, off)
     assert_allclose(on, off, rtol=1e-8)
+
+
+@pytest.mark.parametrize("order", ["runs", "shuffled"])
+def test_prefetching_rows_ahead_changes_no_bit(order, monkeypatch):
+    # rows read through the index (runs) or copied into the buffer (shuffled) are requested
+    # _AHEAD rows early; a hint only, so the model must be bit for bit the same without it
+    X, y, sw = _data(n=2000, d=40)
+    cfg = K.SGDConfig(loss="log_loss", penalty="elasticnet", average=10)
+    rng = np.random.default_rng(3)
+    rows = _batch_order(np.arange(2000), 128, rng) if order == "runs" else rng.permutation(2000)
+    kw = dict(rows=rows, sw=sw, class_weight=[0.5, 2.0], batch_size=128)
+    assert fused._AHEAD > 0
+    with_hint = _run("fused", X, y, cfg, **kw)
+    monkeypatch.setattr(fused, "_AHEAD", 0)
+    without = _run("fused", X, y, cfg, **kw)
+    for key in with_hint:
+        assert_array_equal(with_hint[key], without[key], err_msg=key)
