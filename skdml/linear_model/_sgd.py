@@ -166,21 +166,18 @@ def _index_array(rows, X):
 RUNS_PER_BATCH = 16
 
 
-def _batch_order(train, batch, rng):
-    """``train`` cut into runs of ``max(1, batch // RUNS_PER_BATCH)`` consecutive entries, on
-    a grid shifted by a random offset, the runs in a random order: every mini-batch then
-    gathers about :data:`RUNS_PER_BATCH` runs from random places of the partition, each read at
-    the memory's bandwidth rather than its latency."""
-    m = train.shape[0]
+def _batch_order(m, batch, rng):
+    """Positions ``0 .. m-1`` cut into runs of ``max(1, batch // RUNS_PER_BATCH)`` consecutive
+    positions, on a grid shifted by a random offset, the runs in a random order: every
+    mini-batch then gathers about :data:`RUNS_PER_BATCH` runs from random places of the
+    partition, each read at the memory's bandwidth rather than its latency."""
     if m == 0:
-        return train
+        return np.empty(0, dtype=np.int64)
     run = max(1, int(batch) // RUNS_PER_BATCH)
     itype = np.int32 if m + 2 * run < 2**31 else np.int64  # (int32: 10x faster here)
     starts = np.arange(int(rng.integers(run)) - run, m, run, dtype=itype)
     starts = starts[rng.permutation(starts.shape[0])]
-    pos = (starts[:, None] + np.arange(run, dtype=itype)[None, :]).ravel()
-    pos = pos[pos.astype(np.uint64 if itype is np.int64 else np.uint32) < m]  # in [0, m)
-    return pos.astype(np.int64) if train[-1] == m - 1 else train[pos]  # held-out rows: a map
+    return fused.expand_runs(starts, run, m)
 
 
 def _order_task(X, y, w, *, partition, seed, epoch, n_val, shuffle, batch=None):
@@ -189,15 +186,26 @@ def _order_task(X, y, w, *, partition, seed, epoch, n_val, shuffle, batch=None):
     ``shuffle``: True, every row in a fresh random order; ``"batches"``, runs of consecutive
     rows in a fresh random order (:func:`_batch_order`, with the partition's mini-batch size
     ``batch[partition]``); False, the stored order.
+
+    Built with one array of the order's size (this runs every epoch, and on a Dask worker each
+    array of over 128 KiB is fresh memory, see ``_sgd_fused.local_sgd``).
     """
-    _, train = _split_rows(X.shape[0], n_val[partition], seed, partition)
+    n = X.shape[0]
+    train = None  # None: every row trains (positions are rows)
+    if n_val[partition] > 0:
+        _, train = _split_rows(n, n_val[partition], seed, partition)
+    m = n if train is None else train.shape[0]
     if shuffle:
         rng = np.random.default_rng([seed, 0, epoch, partition])
         if shuffle == "batches":
-            train = _batch_order(train, max(1, int(batch[partition])), rng)
+            order = _batch_order(m, max(1, int(batch[partition])), rng)
         else:
-            train = train[rng.permutation(train.shape[0])]
-    return _index_array(train, X)
+            order = rng.permutation(m)
+        if train is not None:
+            order = train[order]
+    else:
+        order = np.arange(n, dtype=np.int64) if train is None else train
+    return _index_array(order, X)
 
 
 def _normalized(state, cfg):

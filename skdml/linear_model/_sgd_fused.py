@@ -9,7 +9,10 @@ the row is in cache (one pass over the data per epoch), and applies the batch's 
 as the reference does (L2 shrinkage of the batch at once, truncated-gradient L1, running
 average).
 Rows read through the order are requested a few rows ahead (a software prefetch,
-:data:`_AHEAD`), so that jumping to a random run does not stall on memory.
+:data:`_AHEAD`), so that jumping to a random run does not stall on memory. A row's target and
+weight are read from the partition's own label and weight arrays as the row is visited
+(class-index tables give the one-vs-rest codes and class weights): a round allocates nothing
+the size of the partition, which on a Dask worker would be fresh, page-faulted memory.
 The schedule's learning rate, its curvature cap and the averaging weights depend only on the
 sample clock, so they are computed per batch in Python beforehand with the reference's own
 functions.
@@ -137,16 +140,61 @@ def _loss_grad(loss_id, p, y, eps):
 
 
 @_njit
-def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, base, frac,
-         batch, scale, active, loss_id, eps, clip, alpha, l1, has_l2, has_l1, has_penalty,
-         fit_intercept, intercept_decay, average, compute_loss, loss_sum, ahead):
-    n_rows, K = Y.shape
+def _target(v, k, classifier, ytab, f32):
+    """Output ``k``'s target of a row whose label is ``v``: for a classifier, ``ytab[v, k]``
+    (the +-1 one-vs-rest code of class index ``v``); else the number, rounded to float32 for
+    float32 data (``f32``), as the reference's ``targets`` casts it to the data's dtype."""
+    if classifier:
+        return ytab[int(v), k]
+    if f32:
+        return float(np.float32(v))
+    return float(v)
+
+
+@_njit
+def _row_weight(v, k, swv, cwt, has_cw, has_sw):
+    """Output ``k``'s weight of a row of label ``v`` and sample weight ``swv``, computed in the
+    data's dtype (that of ``cwt`` and ``swv``) like the reference's product of its two weight
+    arrays: the class weight ``cwt[v, k]`` times the sample weight."""
+    if has_cw and has_sw:
+        return float(cwt[int(v), k] * swv)
+    if has_cw:
+        return float(cwt[int(v), k])
+    return float(swv)
+
+
+@_njit
+def _mean_weight(rows, offset, contiguous, n_rows, n_out, y, cwt, sw):
+    """Mean weight over the rows visited and the outputs (summed in float64)."""
+    has_cw = cwt.shape[0] > 0
+    has_sw = sw.shape[0] > 0
+    total = 0.0
+    for ii in range(n_rows):
+        r = offset + ii if contiguous else rows[ii]
+        for k in range(n_out):
+            total += _row_weight(y[r], k, sw[r] if has_sw else sw.dtype.type(1), cwt, has_cw,
+                                 has_sw)
+    return total / (n_rows * n_out)
+
+
+@_njit
+def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef, intercept,
+         avg, avg_b, q, u, base, frac, batch, scale, active, loss_id, eps, clip, alpha, l1,
+         has_l2, has_l1, has_penalty, fit_intercept, intercept_decay, average, compute_loss, loss_sum, ahead):
+    K = coef.shape[0]
     d = coef.shape[1]
-    weighted = W.shape[0] > 0
+    has_cw = cwt.shape[0] > 0
+    has_sw = sw.shape[0] > 0
+    weighted = has_cw or has_sw
+    f32 = X.itemsize == 4
     grad = np.empty((K, d))
     gsum = np.empty(K)
     n_batches = base.shape[0]
     buf = np.empty((0 if contiguous else min(batch, n_rows), d), dtype=X.dtype)
+    # a gathered batch's labels and sample weights, copied with its rows (reading them at
+    # random in the compute loop instead measured 45% slower with shuffle=True)
+    vbuf = np.empty(buf.shape[0], dtype=y.dtype)
+    sbuf = np.empty(buf.shape[0] if has_sw else 1, dtype=sw.dtype)
     line = max(1, 64 // X.itemsize)  # elements per cache line
     for bi in range(n_batches):
         start = bi * batch
@@ -189,36 +237,55 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
                 mode = 2
                 for ii in range(start, stop):
                     if ahead > 0 and ii + ahead < n_rows:
-                        nxt = X[rows[ii + ahead]]
+                        ra = rows[ii + ahead]
+                        nxt = X[ra]
                         for f in range(0, d, line):
                             _prefetch(nxt, f)
-                    src = X[rows[ii]]
+                        _prefetch(y, ra)
+                        if has_sw:
+                            _prefetch(sw, ra)
+                    r = rows[ii]
+                    src = X[r]
                     dst = buf[ii - start]
                     for f in range(d):
                         dst[f] = src[f]
+                    vbuf[ii - start] = y[r]
+                    if has_sw:
+                        sbuf[ii - start] = sw[r]
         for ii in range(start, stop):
+            r = first + ii if mode == 0 else rows[ii]
             if mode == 0:
-                x = X[first + ii]
+                x = X[r]
             elif mode == 1:
-                x = X[rows[ii]]
+                x = X[r]
                 if ahead > 0 and ii + ahead < n_rows:
                     nxt = X[rows[ii + ahead]]
                     for f in range(0, d, line):
                         _prefetch(nxt, f)
             else:
                 x = buf[ii - start]
+            swv = sbuf[0]
+            if mode == 2:
+                v = vbuf[ii - start]
+                if has_sw:
+                    swv = sbuf[ii - start]
+            else:
+                v = y[r]
+                if has_sw:
+                    swv = sw[r]
             for k in range(K):
                 w = coef[k]
                 p = intercept[k]
                 for f in range(d):
                     p += x[f] * w[f]
-                lval, g = _loss_grad(loss_id, float(p), float(Y[ii, k]), eps)
+                lval, g = _loss_grad(loss_id, float(p), _target(v, k, classifier, ytab, f32),
+                                     eps)
                 if compute_loss:
                     loss_sum[k] += lval
                 if clip:
                     g = min(max(g, -1e12), 1e12)
                 if weighted:
-                    g *= W[ii, k]
+                    g *= _row_weight(v, k, swv, cwt, has_cw, has_sw)
                 gsum[k] += g
                 gk = grad[k]
                 for f in range(d):
@@ -254,6 +321,27 @@ def _sgd(X, rows, offset, contiguous, Y, W, coef, intercept, avg, avg_b, q, u, b
                 for f in range(d):
                     ak[f] += (w[f] - ak[f]) * fr
                 avg_b[k] += (intercept[k] - avg_b[k]) * fr
+
+
+@_njit
+def _expand_runs(starts, run, m, out):
+    j = 0
+    for s in starts:
+        for p in range(max(s, 0), min(s + run, m)):
+            out[j] = p
+            j += 1
+    return j
+
+
+def expand_runs(starts, run, m):
+    """The positions of the runs ``starts[i] .. starts[i] + run - 1`` in the given order, less
+    those outside ``[0, m)``, as one int64 array (no temporaries of its size)."""
+    if _expand_runs is None:  # pragma: no cover - without Numba
+        pos = (starts[:, None] + np.arange(run, dtype=starts.dtype)[None, :]).ravel()
+        return pos[(pos >= 0) & (pos < m)].astype(np.int64)
+    out = np.empty(m, dtype=np.int64)
+    n = _expand_runs(np.ascontiguousarray(starts, dtype=np.int64), int(run), int(m), out)
+    return out[:n]
 
 
 def usable(X, y, cfg, jit=None):
@@ -321,33 +409,42 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
     if contiguous:
         offset, n_rows = rows.start, rows.stop - rows.start
         order = np.zeros(0, dtype=np.int64)
-        y_rows = y[rows]
     else:
         offset, n_rows = 0, int(rows.shape[0])
         order = np.ascontiguousarray(rows, dtype=np.int64)
-        y_rows = np.take(y, order, axis=0)
     if n_rows == 0:
         return kernels._result(coef, intercept, avg, avg_b, q, u, loss_sum, t, cfg)
-    Y = np.ascontiguousarray(kernels.targets(y_rows, cfg, xp=npx, dtype=dtype))
-    W = None
+    # Targets and weights are read row by row in the compiled loop, from the partition's own
+    # arrays: no per-round (rows, 1) copies, which cost more than their size suggests on a
+    # Dask worker (its MALLOC_TRIM_THRESHOLD_ makes every array over 128 KiB fresh pages: about
+    # 5 ms more per round of 250,000 rows, measured).
+    classifier = bool(cfg.classifier)
+    # one label type per task kind (class indices or numbers): each type is a compilation
+    yy = np.ascontiguousarray(y, dtype=np.int64 if classifier else np.float64)
+    # per class index: the targets and class weights of each output (the reference's rules,
+    # applied to the classes instead of to every row)
+    n_cls = max(2, n_out) if classifier else 0
+    ytab = kernels.targets(np.arange(n_cls), cfg, xp=npx, dtype=np.float64) if classifier \
+        else np.zeros((0, n_out))
+    cwt = np.zeros((0, n_out), dtype=dtype)
     if class_weight is not None:
-        W = kernels._class_weights(y_rows, class_weight, cfg, xp=npx, dtype=dtype)
-    if sample_weight is not None:
-        sw = (sample_weight[rows] if contiguous else np.take(sample_weight, order))
-        sw = sw.astype(dtype)[:, None]
-        W = sw if W is None else W * sw
+        cwt = np.ascontiguousarray(kernels._class_weights(
+            np.arange(n_cls), class_weight, cfg, xp=npx, dtype=dtype), dtype=dtype)
+    sw = np.zeros(0, dtype=dtype) if sample_weight is None else np.ascontiguousarray(
+        sample_weight, dtype=dtype)
+    weighted = class_weight is not None or sample_weight is not None
     mean_weight = 1.0
-    if W is not None and batch_size > kernels.FREE_ROWS:
-        mean_weight = float(np.mean(W))
+    if weighted and batch_size > kernels.FREE_ROWS:
+        mean_weight = float(_mean_weight(order, offset, contiguous, n_rows, n_out, yy, cwt,
+                                         sw))
     if curvature is None and batch_size > kernels.FREE_ROWS:
         curvature = kernels.data_curvature(X, cfg, xp=npx)
     base, frac, t_end = _schedule(n_rows, batch_size, t, cfg, clock_step, curvature,
                                   mean_weight)
     scale = np.asarray(lr_scale, dtype=np.float64)
     active = (scale > 0).astype(np.float64)
-    _sgd(X, order, offset, contiguous, Y,
-         empty if W is None else np.ascontiguousarray(np.broadcast_to(W, Y.shape), dtype=dtype),
-         coef, intercept,
+    _sgd(X, order, offset, contiguous, n_rows, yy, classifier, np.ascontiguousarray(ytab),
+         cwt, sw, coef, intercept,
          empty if avg is None else avg, intercept[:0] if avg_b is None else avg_b,
          empty if q is None else q, intercept[:0] if u is None else u,
          base, frac, int(batch_size), scale, active, _LOSS_IDS[cfg.loss], float(cfg.epsilon),
