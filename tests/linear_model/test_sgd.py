@@ -588,3 +588,33 @@ def test_no_client():
     assert clf.score(X, y) > 0.8
     reg = SGDRegressor(max_iter=3, tol=None).fit(_dask(X, 3), y.astype(float))
     assert reg.predict(X).shape == (300,)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([0, 1, 1, 0, 1]),                           # binary, the table path
+    np.array([-3, 7, 2, 2, -3], dtype=np.int32),         # negative integers
+    np.array([5, 5], dtype=np.uint8),                    # one label, unsigned
+    np.array([0, 10**9, 3]),                             # too spread out: sorting path
+    np.array([0.0, 1.0, 1.0]),                           # floats: sorting path
+    np.array(["b", "a", "b"]),                           # strings: sorting path
+])
+def test_label_counting_and_encoding_agree_with_numpy(labels):
+    from skdml.linear_model._sgd import _encode_labels, _merge_counts, _unique_task
+
+    values, counts = _unique_task(None, labels, None)
+    ref_values, ref_counts = np.unique(labels, return_counts=True)
+    assert_array_equal(values, ref_values)
+    assert values.dtype == ref_values.dtype
+    assert_array_equal(counts, ref_counts)
+    merged = _merge_counts((values, counts), _unique_task(None, labels[:1], None))
+    assert_array_equal(merged[1], ref_counts + (ref_values == labels[0]))
+    encoded = _encode_labels(labels, ref_values)
+    assert encoded.dtype == np.int64
+    assert_array_equal(encoded, np.searchsorted(ref_values, labels))
+    # classes wider than the labels (partial_fit's classes=)
+    if labels.dtype.kind in "iu":
+        wide = np.concatenate([[labels.min() - 1], ref_values, [labels.max() + 1]]).astype(
+            labels.dtype if labels.min() > 0 else np.int64)
+        assert_array_equal(_encode_labels(labels, wide), np.searchsorted(wide, labels))
+        with pytest.raises(ValueError, match=r"not among the classes"):
+            _encode_labels(labels, ref_values[1:] if len(ref_values) > 1 else ref_values + 1)
