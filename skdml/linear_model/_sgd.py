@@ -311,7 +311,13 @@ def _small_int_span(y):
     if y.dtype.kind not in "iu" or y.size == 0:
         return None
     lo, hi = int(y.min()), int(y.max())
-    return (lo, hi) if hi - lo < _TABLE_SPAN else None
+    return (lo, hi) if hi - lo < _TABLE_SPAN and -2**62 < lo and hi < 2**62 else None
+
+
+def _span_offsets(y, lo):
+    """``y - lo`` as platform integers (computed in ``y``'s own type it could wrap around)."""
+    idx = y.astype(np.intp, copy=False)
+    return idx if lo == 0 else idx - lo
 
 
 def _unique_task(X, y, w):
@@ -322,7 +328,7 @@ def _unique_task(X, y, w):
         values, counts = np.unique(y, return_counts=True)
         return values, counts
     lo, hi = span
-    table = np.bincount(y if lo == 0 else y - lo, minlength=hi - lo + 1)
+    table = np.bincount(_span_offsets(y, lo), minlength=hi - lo + 1)
     present = np.flatnonzero(table)
     return (present + lo).astype(y.dtype), table[present].astype(np.intp)
 
@@ -343,7 +349,7 @@ def _encode_labels(y, classes):
         table = np.full(hi - lo + 1, -1, dtype=np.int64)
         inside = np.flatnonzero((classes >= lo) & (classes <= hi))
         table[(classes[inside] - lo).astype(np.intp)] = inside
-        idx = table.take(y if lo == 0 else y - lo)
+        idx = table.take(_span_offsets(y, lo))
         bad = idx < 0
     else:
         idx = np.searchsorted(classes, y)

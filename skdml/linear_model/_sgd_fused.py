@@ -180,7 +180,8 @@ def _mean_weight(rows, offset, contiguous, n_rows, n_out, y, cwt, sw):
 @_njit
 def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef, intercept,
          avg, avg_b, q, u, base, frac, batch, scale, active, loss_id, eps, clip, alpha, l1,
-         has_l2, has_l1, has_penalty, fit_intercept, intercept_decay, average, compute_loss, loss_sum, ahead):
+         has_l2, has_l1, has_penalty, fit_intercept, intercept_decay, average, compute_loss,
+         loss_sum, ahead):
     K = coef.shape[0]
     d = coef.shape[1]
     has_cw = cwt.shape[0] > 0

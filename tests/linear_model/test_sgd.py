@@ -594,6 +594,8 @@ def test_no_client():
     np.array([0, 1, 1, 0, 1]),                           # binary, the table path
     np.array([-3, 7, 2, 2, -3], dtype=np.int32),         # negative integers
     np.array([5, 5], dtype=np.uint8),                    # one label, unsigned
+    np.array([-128, 127, 0, 127], dtype=np.int8),        # a span that overflows int8
+    np.array([0, 1, 1], dtype=np.uint64),
     np.array([0, 10**9, 3]),                             # too spread out: sorting path
     np.array([0.0, 1.0, 1.0]),                           # floats: sorting path
     np.array(["b", "a", "b"]),                           # strings: sorting path
@@ -613,8 +615,8 @@ def test_label_counting_and_encoding_agree_with_numpy(labels):
     assert_array_equal(encoded, np.searchsorted(ref_values, labels))
     # classes wider than the labels (partial_fit's classes=)
     if labels.dtype.kind in "iu":
-        wide = np.concatenate([[labels.min() - 1], ref_values, [labels.max() + 1]]).astype(
-            labels.dtype if labels.min() > 0 else np.int64)
+        ends = [[int(labels.min()) - 1], ref_values, [int(labels.max()) + 1]]
+        wide = np.concatenate(ends).astype(labels.dtype if labels.min() > 0 else np.int64)
         assert_array_equal(_encode_labels(labels, wide), np.searchsorted(wide, labels))
         with pytest.raises(ValueError, match=r"not among the classes"):
             _encode_labels(labels, ref_values[1:] if len(ref_values) > 1 else ref_values + 1)
