@@ -557,15 +557,26 @@ def test_predict_is_lazy_for_dask_input(c):
     assert isinstance(clf.score(Xd, _dask(y, 4)), float)
 
 
+def _model_copies(c):
+    """How many ``skdml-sgd-model`` tasks (copies of a starting model) the cluster has run."""
+    def count(dask_scheduler):
+        prefix = dask_scheduler.task_prefixes.get("skdml-sgd-model")
+        return 0 if prefix is None else prefix.state_counts["memory"]
+
+    return c.run_on_scheduler(count)
+
+
 def test_task_names_and_sync_every(c):
     Xtr, Xte, ytr, yte = problem("blobs2")
     kw = dict(batch_size=32, max_iter=2, tol=None, random_state=0)  # 15 batches per epoch
     clf = SGDClassifier(sync_every=3, **kw)
+    copies = _model_copies(c)
     clf.fit(_dask(Xtr), ytr)
     prefixes = c.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
-    for stage in ("skdml-sgd-local", "skdml-sgd-shuffle", "skdml-sgd-allreduce-fold",
-                  "skdml-sgd-model"):
+    for stage in ("skdml-sgd-local", "skdml-sgd-shuffle", "skdml-sgd-allreduce-fold"):
         assert stage in prefixes, (stage, prefixes)
+    # a small starting model travels inside the first round's tasks: no copy task per worker
+    assert _model_copies(c) == copies
     assert clf.score(Xte, yte) > 0.95
     every = SGDClassifier(sync_every=1, **kw).fit(_dask(Xtr), ytr)
     once = SGDClassifier(sync_every="epoch", **kw).fit(_dask(Xtr), ytr)
@@ -620,3 +631,19 @@ def test_label_counting_and_encoding_agree_with_numpy(labels):
         assert_array_equal(_encode_labels(labels, wide), np.searchsorted(wide, labels))
         with pytest.raises(ValueError, match=r"not among the classes"):
             _encode_labels(labels, ref_values[1:] if len(ref_values) > 1 else ref_values + 1)
+
+
+def test_large_starting_model_is_copied_to_the_workers_first(c, monkeypatch):
+    # above _LITERAL_MODEL_BYTES the model is broadcast (one task per worker) instead of
+    # travelling inside every task of the first round; the fit is the same either way
+    from skdml.linear_model import _sgd
+
+    Xtr, Xte, ytr, yte = problem("blobs2")
+    kw = dict(batch_size=32, max_iter=2, tol=None, random_state=0)
+    small = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
+    monkeypatch.setattr(_sgd, "_LITERAL_MODEL_BYTES", 0)
+    copies = _model_copies(c)
+    large = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
+    assert _model_copies(c) > copies
+    assert_array_equal(large.coef_, small.coef_)
+    assert_array_equal(large.intercept_, small.intercept_)
