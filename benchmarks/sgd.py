@@ -102,20 +102,33 @@ def fit_skdml(data, epochs, seeds=SEEDS, **kw):
     return _fit_seeds(SGDClassifier, data, epochs, seeds, **kw)
 
 
-def skdml_epochs(data, seeds=SEEDS, **kw):
+#: Passes over the seeds for the per-epoch figures (each pass visits every configuration).
+REPEATS = 2
+
+
+def skdml_epochs(data, configs, seeds=SEEDS, repeats=REPEATS):
     """skdml fits of 1 and of EPOCHS epochs, paired per seed (each pair back to back, so both
-    see the same machine load): (median EPOCHS-epoch seconds, their mean accuracy, median of
-    the per-seed differences / (EPOCHS - 1), the seconds of an epoch)."""
+    see the same machine load), for every configuration in ``configs`` (keyword dicts).
+
+    The configurations are interleaved, seed by seed, and the seeds visited ``repeats`` times,
+    so a burst of load on this shared machine hits every configuration alike. Returns, per
+    configuration, (median EPOCHS-epoch seconds, mean accuracy over the seeds, median of the
+    per-pair differences / (EPOCHS - 1): the seconds of an epoch)."""
     from skdml.linear_model import SGDClassifier
 
-    full, accs, per_epoch = [], [], []
-    for seed in seeds:
-        t1 = _fit_seeds(SGDClassifier, data, 1, (seed,), **kw)[0]
-        t5, acc, _ = _fit_seeds(SGDClassifier, data, EPOCHS, (seed,), **kw)
-        full.append(t5)
-        accs.append(acc)
-        per_epoch.append((t5 - t1) / (EPOCHS - 1))
-    return statistics.median(full), float(np.mean(accs)), statistics.median(per_epoch)
+    full = [[] for _ in configs]
+    per_epoch = [[] for _ in configs]
+    accs = [{} for _ in configs]
+    for _ in range(repeats):
+        for seed in seeds:
+            for i, kw in enumerate(configs):
+                t1 = _fit_seeds(SGDClassifier, data, 1, (seed,), **kw)[0]
+                t5, acc, _ = _fit_seeds(SGDClassifier, data, EPOCHS, (seed,), **kw)
+                full[i].append(t5)
+                accs[i][seed] = acc  # the same every repeat (a fit is deterministic)
+                per_epoch[i].append((t5 - t1) / (EPOCHS - 1))
+    return [(statistics.median(f), float(np.mean(list(a.values()))), statistics.median(p))
+            for f, a, p in zip(full, accs, per_epoch)]
 
 
 def fit_sklearn(host, epochs, seeds=SEEDS, **kw):
@@ -184,9 +197,8 @@ def binary_section(client, n_train, n_test, chunk, bandwidth):
         fit_skdml(data, 1, seeds=(0,), **kw)
 
     sk_s, sk_acc = fit_sklearn(host, EPOCHS)
-    sd_s, sd_acc, per_epoch = skdml_epochs(data)
-    ns_s, ns_acc, ns_epoch = skdml_epochs(data, shuffle=False)
-    bs_s, bs_acc, bs_epoch = skdml_epochs(data, shuffle=True)
+    (sd_s, sd_acc, per_epoch), (ns_s, ns_acc, ns_epoch), (bs_s, bs_acc, bs_epoch) = \
+        skdml_epochs(data, [{}, {"shuffle": False}, {"shuffle": True}])
     inc_s, inc_acc = fit_incremental(data, EPOCHS, classes=np.array([0, 1]))
     lr_s, lr_acc = fit_dask_ml_logistic(data)
     eq = time_to_accuracy(data, sk_acc - 0.005)
@@ -213,9 +225,11 @@ def binary_section(client, n_train, n_test, chunk, bandwidth):
            f"Training partitions per worker: {sorted(per_worker.values())}; X_train "
            f"{nbytes / 1e9:.2f} GB. Fit seconds are medians and test accuracies means over "
            f"random_state {list(SEEDS)} (one SGD run's accuracy moves by up to 2 points with the "
-           "seed); dask-ml's are single runs. skdml's seconds per epoch: for each seed a "
-           f"1-epoch and a {EPOCHS}-epoch fit back to back, the median of (difference / "
-           f"{EPOCHS - 1}).",
+           "seed); dask-ml's are single runs. skdml's seconds per epoch: for each seed, "
+           f"{REPEATS} times, a 1-epoch and a {EPOCHS}-epoch fit back to back (the three shuffle "
+           "settings interleaved, seed by seed), the median of the "
+           f"{REPEATS * len(SEEDS)} (difference / {EPOCHS - 1}); skdml's fit seconds are the "
+           f"median of those {REPEATS * len(SEEDS)} {EPOCHS}-epoch fits.",
            "",
            table(["method", "fit s", "s / epoch", "test accuracy", "time / skdml time"], rows)]
     eq_note = "" if len(eq) == 3 else " (not reached)"
