@@ -84,7 +84,16 @@ def _make_prefetch():
     return prefetch
 
 
-_prefetch = _make_prefetch() if numba is not None else None
+def _no_prefetch(arr, j):  # pragma: no cover - only where the intrinsic cannot be built
+    pass
+
+
+_prefetch = None
+if numba is not None:
+    try:
+        _prefetch = _make_prefetch()
+    except Exception:  # pragma: no cover - a Numba whose extension API moved: no hint
+        _prefetch = numba.njit(cache=True, nogil=True)(_no_prefetch)
 
 #: Rows read through the epoch's order (``shuffle="batches"`` runs, or copied into the batch
 #: buffer) are requested this many rows early: a jump to a new run, or a random row, would
