@@ -102,6 +102,11 @@ if numba is not None:
 #: shuffle=True 51.1 -> 42.3 ms; 2 and 8 rows ahead gave about the same.
 _AHEAD = 4
 
+#: The log loss of this many rows is summed as the logarithm of a product (one ``log`` call
+#: per 16 rows instead of one per row: a ``log`` cost 1.9 ms per 250,000 rows, measured,
+#: about a tenth of a round's kernel): 16 factors of at most ``1 + e^30`` stay below 3e208.
+_LOG_SPAN = 16
+
 
 @_njit
 def _loss_grad(loss_id, p, y, eps):
@@ -206,6 +211,9 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
     vbuf = np.empty(buf.shape[0], dtype=y.dtype)
     sbuf = np.empty(buf.shape[0] if has_sw else 1, dtype=sw.dtype)
     line = max(1, 64 // X.itemsize)  # elements per cache line
+    log_prod = compute_loss and loss_id == 3
+    prod = np.ones(K)
+    n_prod = 0
     for bi in range(n_batches):
         start = bi * batch
         stop = min(start + batch, n_rows)
@@ -288,10 +296,19 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
                 p = intercept[k]
                 for f in range(d):
                     p += x[f] * w[f]
-                lval, g = _loss_grad(loss_id, float(p), _target(v, k, classifier, ytab, f32),
-                                     eps)
-                if compute_loss:
-                    loss_sum[k] += lval
+                yk = _target(v, k, classifier, ytab, f32)
+                if log_prod:
+                    # the log loss log(1 + exp(mz)) - mz, its logarithms taken of products
+                    # of _LOG_SPAN factors (each at most 1 + e^30, so no overflow)
+                    mz = min(float(p) * yk, 30.0)
+                    ope = 1.0 + math.exp(mz)
+                    g = -yk / ope
+                    prod[k] *= ope
+                    loss_sum[k] -= mz
+                else:
+                    lval, g = _loss_grad(loss_id, float(p), yk, eps)
+                    if compute_loss:
+                        loss_sum[k] += lval
                 if clip:
                     g = min(max(g, -1e12), 1e12)
                 if weighted:
@@ -300,6 +317,13 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
                 gk = grad[k]
                 for f in range(d):
                     gk[f] += g * x[f]
+            if log_prod:
+                n_prod += 1
+                if n_prod == _LOG_SPAN:
+                    for k in range(K):
+                        loss_sum[k] += math.log(prod[k])
+                        prod[k] = 1.0
+                    n_prod = 0
         for k in range(K):
             eta = base[bi] * scale[k]
             w = coef[k]
@@ -331,6 +355,9 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
                 for f in range(d):
                     ak[f] += (w[f] - ak[f]) * fr
                 avg_b[k] += (intercept[k] - avg_b[k]) * fr
+    if log_prod:
+        for k in range(K):
+            loss_sum[k] += math.log(prod[k])
 
 
 @_njit

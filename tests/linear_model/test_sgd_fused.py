@@ -102,6 +102,20 @@ def test_per_output_rates_and_frozen_outputs():
     assert_array_equal(a["coef"][2], start[2])  # rate 0: the output does not move
 
 
+@pytest.mark.parametrize("n", [15, 16, 403])
+def test_log_loss_sum_at_extreme_scores(n):
+    """The log loss is summed through logarithms of products of 16 rows: scores far past the
+    exp() cap on both sides (losses near 0 and in the thousands) still sum like the
+    reference's row-by-row logarithms, for row counts below, at and off a multiple of 16."""
+    X, y, _ = _data(n=n)
+    X[::3] *= 400.0
+    cfg = K.SGDConfig(loss="log_loss", penalty="l2", learning_rate="constant", eta0=1e-6)
+    kw = dict(rows=slice(0, n), batch_size=8, start=np.full((1, 7), 0.5))
+    a, b = _run("fused", X, y, cfg, **kw), _run("ref", X, y, cfg, **kw)
+    _compare(a, b, np.float64)
+    assert np.isfinite(a["loss"]).all() and a["loss"][0] > 1000.0
+
+
 def test_small_batches_skip_the_curvature_cap():
     X, y, _ = _data()
     cfg = K.SGDConfig(loss="modified_huber")
