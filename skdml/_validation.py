@@ -407,6 +407,9 @@ class Adapted:
         object array like scikit-learn's ``feature_names_in_``.
     lazy : bool, default=False
         True when the caller's data were Dask-backed (outputs then stay lazy).
+    finite_checked : bool, default=True
+        False when the NaN/infinity check of ``X``'s values was left to the caller
+        (``adapt_X(defer_finite=True)``).
 
     Attributes
     ----------
@@ -422,6 +425,7 @@ class Adapted:
     sample_dim: str | None = None
     feature_names: np.ndarray | None = None
     lazy: bool = False
+    finite_checked: bool = True
 
     @property
     def n_samples(self) -> int:
@@ -494,7 +498,7 @@ def _to_csr(block):
 
 
 def _adapt_dask_array(X, *, kind, accept_sparse, estimator_name, dtype, allow_nan, chunks,
-                      index=None, sample_dim=None, feature_names=None):
+                      index=None, sample_dim=None, feature_names=None, defer_finite=False):
     """Metadata checks and lazy conversion of a Dask array (the path of all Dask input)."""
     meta = X._meta
     if _issparse(meta):
@@ -529,9 +533,10 @@ def _adapt_dask_array(X, *, kind, accept_sparse, estimator_name, dtype, allow_na
     target = _target_dtype(X.dtype, dtype)
     if X.dtype != target:
         X = X.astype(target)
-    X = check_finite(X, name="X", allow_nan=allow_nan)
+    if not defer_finite:
+        X = check_finite(X, name="X", allow_nan=allow_nan)
     return Adapted(X=X, kind=kind, index=index, sample_dim=sample_dim,
-                   feature_names=feature_names, lazy=True)
+                   feature_names=feature_names, lazy=True, finite_checked=not defer_finite)
 
 
 def _from_memory(arr, *, chunks, sparse=False):
@@ -568,7 +573,7 @@ def _rows_to_dask(arr, rows):
 
 
 def adapt_X(X, *, accept_sparse=False, estimator_name="estimator", dtype="float",
-            allow_nan=False, chunks=None) -> Adapted:
+            allow_nan=False, chunks=None, defer_finite=False) -> Adapted:
     """Check ``X`` and adapt it into a row-partitioned Dask array.
 
     Accepted inputs: NumPy arrays, lists of lists, scipy.sparse matrices and arrays (only with
@@ -604,6 +609,12 @@ def adapt_X(X, *, accept_sparse=False, estimator_name="estimator", dtype="float"
         such as ``"auto"``). By default in-memory data get chunks of at most Dask's
         ``array.chunk-size`` (128 MiB), split further to use the cluster's threads when the
         data are large enough, and Dask input keeps its row chunks.
+    defer_finite : bool, default=False
+        For a Dask array, leave the NaN/infinity check of the values to the caller (the
+        returned ``Adapted.finite_checked`` is then False). Only for a caller whose first pass
+        over the data checks every value it reads, so that the check costs no pass of its own:
+        SGD's kernel checks each row's score in the first epoch. Other input is checked here
+        as always.
 
     Returns
     -------
@@ -631,7 +642,7 @@ def adapt_X(X, *, accept_sparse=False, estimator_name="estimator", dtype="float"
                   allow_nan=allow_nan, chunks=chunks)
     # ---- Dask collections ----
     if is_dask_array(X):
-        return _adapt_dask_array(X, kind="dask", **common)
+        return _adapt_dask_array(X, kind="dask", defer_finite=defer_finite, **common)
     if _is_dask_series(X):
         raise ValueError(_ndim_message(1, "(n,)"))
     if _is_dask_frame(X):

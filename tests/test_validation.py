@@ -140,6 +140,17 @@ def test_dask_nan_is_lazy_and_located(chunks, counting_scheduler):
     assert sched.calls == 1
 
 
+def test_defer_finite_leaves_dask_values_to_the_caller():
+    """defer_finite: a Dask array's values are not checked (the caller says it checks them as
+    it reads them), and the Adapted says so; in-memory input is still checked at once."""
+    a = adapt_X(da.from_array(NAN, chunks=2), defer_finite=True)
+    assert not a.finite_checked
+    assert np.isnan(a.X.compute()).sum() == 1
+    assert adapt_X(da.from_array(NAN, chunks=2)).finite_checked
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        adapt_X(NAN, defer_finite=True)
+
+
 def test_allow_nan_keeps_nan():
     a = adapt_X(NAN, allow_nan=True)
     assert np.isnan(a.X.compute()).sum() == 1

@@ -47,6 +47,7 @@ from .._progress import LoopProgress
 from .._validation import (
     Interval,
     StrOptions,
+    _check_block_finite,
     adapt_sample_weight,
     adapt_X,
     adapt_y,
@@ -214,9 +215,18 @@ def _normalized(state, cfg):
     return {k: _value(state, k) / n for k in kernels.model_keys(cfg)}
 
 
+def _finite_check(starts, partition, X):
+    """``check(X)`` raising ``ValueError`` on NaN or infinity in partition ``partition``
+    (whose first row is row ``starts[partition]`` of the data), for the message."""
+    start = int(starts[partition])
+    info = {0: {"array-location": [(start, start + int(X.shape[0]))],
+                "chunk-location": (partition,)}}
+    return partial(_check_block_finite, input_name="X", block_info=info)
+
+
 def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, cfg,
                 class_weight, reset_loss, shuffle=None, natural=False, clock_step=None,
-                jit=True):
+                jit=True, check=None):
     """One round on one partition: local mini-batches from the shared model, weighted by rows.
 
     ``order`` is the epoch's row order (from ``_order_task``), or None when the epoch is this
@@ -225,6 +235,10 @@ def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, 
     mini-batches are contiguous slices of the partition, used without copying.
     Partition 0 also carries the objective summed so far in the epoch (so that only the final
     state of an epoch needs to be read).
+    ``check``: the first row of every partition, when the data's values are still to be checked
+    for NaN and infinity (the first epoch of a fit on Dask input): the compiled kernel watches
+    the scores of the rows it visits, the array-API one checks the partition before its first
+    round.
     """
     xp = get_namespace(X)
     lo, hi = spans[partition]
@@ -235,12 +249,15 @@ def _round_task(X, y, w, order, state, *, partition, spans, batch, t, lr_scale, 
             order = _order_task(X, y, w, partition=partition, **shuffle)
         rows = order[lo:hi]
     model = _normalized(state, cfg)
+    checker = None if check is None else _finite_check(check, partition, X)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if fused.usable(X, y, cfg, jit):
             out = fused.local_sgd(X, y, w, model, rows, batch_size=batch[partition], t=t,
                                   lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
-                                  clock_step=clock_step)
+                                  clock_step=clock_step, check=checker)
         else:
+            if checker is not None and lo == 0:
+                checker(X)
             out = kernels.local_sgd(X, y, w, model, rows, batch_size=batch[partition],
                                     t=t, lr_scale=lr_scale, cfg=cfg, class_weight=class_weight,
                                     clock_step=clock_step, xp=xp)
@@ -293,9 +310,9 @@ def _aligned(arr):
                           name=f"skdml-sgd-align-{dask.base.tokenize(arr)}")
 
 
-def _persist(X, y, w):
-    """``persist_partitions`` of the aligned arrays."""
-    return persist_partitions(_aligned(X), _aligned(y), _aligned(w))
+def _persist(X, y, w, **summary):
+    """``persist_partitions`` of the aligned arrays (``summary``: its summary arguments)."""
+    return persist_partitions(_aligned(X), _aligned(y), _aligned(w), **summary)
 
 
 #: Integer labels spanning fewer values than this are counted and encoded through a table of
@@ -368,8 +385,10 @@ def _encode_block(y, classes):
     return _encode_labels(y, classes)
 
 
-def _encode_task(X, y, w, *, classes):
-    return _index_array(_encode_labels(y, classes), X)
+def _encode_task(X, y, w, summary):
+    """Class indices of a partition's labels; ``summary``: the ``(classes, counts)`` of every
+    partition's ``_unique_task``."""
+    return _index_array(_encode_labels(y, summary[0]), X)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -498,6 +517,8 @@ class _Epoch:
     def __init__(self, run, epoch, start, t0, lr_scale):
         self.run = run
         self.epoch = epoch
+        # the first row of each partition while the values are still to be checked
+        self.check = run.row_starts if epoch == run.check_epoch else None
         self.t0 = t0
         self.lr_scale = tuple(float(v) for v in lr_scale)
         self.restart_state = None  # client-side state to redo the epoch from
@@ -546,7 +567,7 @@ class _Epoch:
                            lr_scale=self.lr_scale, cfg=run.cfg, class_weight=run.class_weight,
                            reset_loss=self.r == 0, shuffle=shuffle if one_round else None,
                            natural=natural, clock_step=plan.clock_step(self.r),
-                           jit=bool(_config.get("jit")))
+                           jit=bool(_config.get("jit")), check=self.check)
             out = map_partitions(task, self.eparts, self.cur, combine=_add_states,
                                  with_index=True, speculative=False, name="sgd-local")
             self.cur = allreduce(out, op=_add_states, name="sgd-allreduce", nbytes=run.nbytes)
@@ -611,7 +632,7 @@ class _SGDRun:
     """Runs epochs of worker-resident rounds over persisted partitions."""
 
     def __init__(self, parts, plan, cfg, *, class_weight, seed, shuffle, n_val, early_stopping,
-                 like):
+                 like, check_values=False):
         self.parts = parts
         self.plan = plan
         self.cfg = cfg
@@ -623,6 +644,10 @@ class _SGDRun:
         self.like = like  # a Dask array whose backend the model lives on
         self.ex = get_executor()
         self.nbytes = None
+        # the first epoch checks the values for NaN and infinity (check_values: not done yet)
+        self.check_values = bool(check_values)
+        self.check_epoch = None
+        self.row_starts = tuple(int(v) for v in np.cumsum([0] + list(parts.lengths[:-1])))
 
     def to_device(self, state):
         return {k: asarray_like(v, self.like) for k, v in state.items()}
@@ -647,6 +672,8 @@ class _SGDRun:
         Returns the last state and the number of epochs run.
         """
         self.nbytes = int(sum(v.size * v.dtype.itemsize for v in state.values()))
+        if self.check_values:
+            self.check_epoch = first_epoch
         ex = self.ex
         lr_scale = tuple(lr_scale)
         job = self.start(state, first_epoch, t0, lr_scale)
@@ -809,7 +836,8 @@ class _BaseSGD(BaseEstimator):
                      itemsize=np.dtype(adapted.X.dtype).itemsize)
         run = _SGDRun(parts, plan, cfg, class_weight=class_weight, seed=seed,
                       shuffle=self._shuffle_mode(), n_val=n_val,
-                      early_stopping=bool(self.early_stopping), like=adapted.X)
+                      early_stopping=bool(self.early_stopping), like=adapted.X,
+                      check_values=not adapted.finite_checked)
         n_train = sum(train_rows)
         tol = self.tol if (self.tol is not None and not partial) else None
         eta0 = self.eta0
@@ -1248,7 +1276,11 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     def _fit(self, X, y, *, classes, sample_weight, coef_init, intercept_init, partial):
         name = type(self).__name__
         first = not partial or not hasattr(self, "classes_")
-        adapted = adapt_X(X, accept_sparse=True, estimator_name=name)
+        # Dask input: NaN and infinity are caught by the first epoch's kernel, not by a pass
+        # of their own (with early stopping the validation rows are not trained on: checked
+        # while persisted, as usual)
+        adapted = adapt_X(X, accept_sparse=True, estimator_name=name,
+                          defer_finite=not self.early_stopping)
         check_n_features(self, adapted, reset=first)
         yd = _dask_targets(y, adapted, y_numeric=False, name=name)
         w = adapt_sample_weight(sample_weight, adapted, allow_all_zero=self.early_stopping)
@@ -1273,20 +1305,20 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             parts = _persist(adapted.X, enc, w)
             counts = None
         else:
-            raw = _persist(adapted.X, yd, w)
+            # the labels are counted as the partitions are persisted, and encoded with the
+            # classes found while the client reads them: no client round trip in between
+            raw = _persist(adapted.X, yd, w, summarize=_unique_task, combine=_merge_counts,
+                           name="sgd-classes")
             extra.append(raw)
-            classes, counts = aggregate(
-                map_partitions(_unique_task, raw, combine=_merge_counts,
-                               speculative=False, name="sgd-classes"),
-                _merge_counts, name="sgd-classes-sum")
+            enc = map_partitions(_encode_task, raw, raw.summary, group_by="partition",
+                                 speculative=False, name="sgd-encode")
             try:
+                classes, counts = get_executor().gather(raw.summary)
                 check_classification_targets(classes)
                 self._check_n_classes(classes)
             except ValueError:
                 raw.release()
                 raise
-            enc = map_partitions(_encode_task, raw, group_by="partition", speculative=False,
-                                 name="sgd-encode", classes=classes)
             parts = Partitions(blocks=[(b[0], e, b[2]) for b, e in zip(raw.blocks, enc)],
                                workers=raw.workers, lengths=raw.lengths, nthreads=raw.nthreads,
                                arrays=raw.arrays)
@@ -1659,7 +1691,11 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
     def _fit(self, X, y, *, sample_weight, coef_init, intercept_init, partial):
         name = type(self).__name__
         first = not partial or getattr(self, "_sgd_state", None) is None
-        adapted = adapt_X(X, accept_sparse=True, estimator_name=name)
+        # Dask input: NaN and infinity are caught by the first epoch's kernel, not by a pass
+        # of their own (with early stopping the validation rows are not trained on: checked
+        # while persisted, as usual)
+        adapted = adapt_X(X, accept_sparse=True, estimator_name=name,
+                          defer_finite=not self.early_stopping)
         check_n_features(self, adapted, reset=first)
         yd = _dask_targets(y, adapted, y_numeric=True, name=name)
         dtype = np.dtype(adapted.X.dtype)

@@ -195,7 +195,7 @@ def _mean_weight(rows, offset, contiguous, n_rows, n_out, y, cwt, sw):
 def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef, intercept,
          avg, avg_b, q, u, base, frac, batch, scale, active, loss_id, eps, clip, alpha, l1,
          has_l2, has_l1, has_penalty, fit_intercept, intercept_decay, average, compute_loss,
-         loss_sum, ahead):
+         loss_sum, ahead, check, bad):
     K = coef.shape[0]
     d = coef.shape[1]
     has_cw = cwt.shape[0] > 0
@@ -296,6 +296,8 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
                 p = intercept[k]
                 for f in range(d):
                     p += x[f] * w[f]
+                if check and bad[0] < 0 and not math.isfinite(p):
+                    bad[0] = r  # NaN or infinity in the row (or a model that overflowed)
                 yk = _target(v, k, classifier, ytab, f32)
                 if log_prod:
                     # the log loss log(1 + exp(mz)) - mz, its logarithms taken of products
@@ -425,8 +427,14 @@ def _schedule(n_rows, batch_size, t, cfg, clock_step, curvature, mean_weight):
 
 
 def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
-              class_weight=None, clock_step=None, curvature=None):
-    """Compiled :func:`skdml.linear_model._sgd_kernels.local_sgd` (same inputs and output)."""
+              class_weight=None, clock_step=None, curvature=None, check=None):
+    """Compiled :func:`skdml.linear_model._sgd_kernels.local_sgd` (same inputs and output).
+
+    ``check``: a callable ``check(X)`` that raises on NaN or infinity in ``X``. When given,
+    the kernel watches every row's score as it computes it (a NaN or infinite value makes the
+    score non-finite whatever the model, as long as the model is finite) and calls ``check``
+    after the loop if one was not finite: the values are checked with no pass of their own.
+    """
     import array_api_compat.numpy as npx
 
     coef = np.array(model["coef"], copy=True, order="C")
@@ -480,6 +488,7 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
                                   mean_weight)
     scale = np.asarray(lr_scale, dtype=np.float64)
     active = (scale > 0).astype(np.float64)
+    bad = np.full(1, -1, dtype=np.int64)  # the first row whose score was not finite
     _sgd(X, order, offset, contiguous, n_rows, yy, classifier, np.ascontiguousarray(ytab),
          cwt, sw, coef, intercept,
          empty if avg is None else avg, intercept[:0] if avg_b is None else avg_b,
@@ -488,5 +497,7 @@ def local_sgd(X, y, sample_weight, model, rows, *, batch_size, t, lr_scale, cfg,
          cfg.loss in kernels._UNBOUNDED, float(cfg.alpha), float(cfg.l1), cfg.has_l2,
          cfg.has_l1, cfg.penalty is not None, bool(cfg.fit_intercept),
          float(cfg.intercept_decay), bool(cfg.average), bool(cfg.compute_loss), loss_sum,
-         _AHEAD)
+         _AHEAD, check is not None, bad)
+    if bad[0] >= 0:
+        check(X)  # raises for bad values; a model that overflowed is the driver's to report
     return kernels._result(coef, intercept, avg, avg_b, q, u, loss_sum, t_end, cfg)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import dask
 import numpy as np
 
-from ._executor import get_executor
+from ._executor import get_executor, new_name
 
 __all__ = ["Partitions", "Parts", "persist_partitions"]
 
@@ -50,6 +50,9 @@ class Partitions:
         ``{worker: threads}`` of the cluster when persisted.
     arrays : tuple of dask.array.Array
         The persisted arrays (keeping them referenced keeps the data on the workers).
+    summary : Future, Delayed or None
+        The combined per-partition summaries asked of :func:`persist_partitions`
+        (``summarize=``), still on the cluster; None when none was asked for.
     """
 
     blocks: list
@@ -57,6 +60,7 @@ class Partitions:
     lengths: list
     nthreads: dict
     arrays: tuple = field(default=(), repr=False)
+    summary: object = field(default=None, repr=False)
 
     @property
     def n_partitions(self):
@@ -102,9 +106,10 @@ class Partitions:
         """Drop the references that keep the partitions on the workers."""
         self.blocks = []
         self.arrays = ()
+        self.summary = None
 
 
-def persist_partitions(*arrays, client=None):
+def persist_partitions(*arrays, client=None, summarize=None, combine=None, name="summary"):
     """Persist aligned Dask arrays on the cluster and return their row-partitions.
 
     On a cluster of several workers the rows are then balanced: partitions on a worker that
@@ -118,6 +123,18 @@ def persist_partitions(*arrays, client=None):
         Only the first axis may have several chunks.
     client : distributed.Client, default=None
         The client to use; by default the active one, else Dask's threaded scheduler.
+    summarize : callable, default=None
+        ``summarize(*blocks)`` of every partition (its block of each array, ``None`` for
+        ``None`` entries), e.g. the labels it holds and their counts. Submitted together with
+        the persist, so each runs as soon as its partition is in memory, where it is, and the
+        summaries are tree-reduced with ``combine`` on the cluster: the result
+        (``Partitions.summary``, still on the cluster) costs the caller no round trip of its
+        own. Later tasks can take it as an argument before the client has read it.
+    combine : callable, default=None
+        Associative, commutative ``combine(a, b)`` of two summaries (required with
+        ``summarize``).
+    name : str, default="summary"
+        Task names of the summaries become ``skdml-<name>-<token>``.
 
     Returns
     -------
@@ -162,6 +179,7 @@ def persist_partitions(*arrays, client=None):
             for f in futures_of(a):
                 futures[f.key] = f
         cols = [[futures[k] for k in _row_keys(a)] for a in persisted]
+        summary = _summaries(ex, arrays, cols, summarize, combine, name)
         ex.wait([f for col in cols for f in col])
         for f in (f for col in cols for f in col):
             if f.status == "error":
@@ -176,11 +194,32 @@ def persist_partitions(*arrays, client=None):
         cols = [list(a.to_delayed().ravel()) for a in persisted]
         workers = [None] * len(row_chunks)
         nthreads = {None: 1}
+        summary = _summaries(ex, arrays, cols, summarize, combine, name)
     it = iter(cols)
     full = [next(it) if a is not None else [None] * len(row_chunks) for a in arrays]
     blocks = [tuple(col[i] for col in full) for i in range(len(row_chunks))]
     return Partitions(blocks=blocks, workers=workers, lengths=[int(c) for c in row_chunks],
-                      nthreads=nthreads, arrays=tuple(persisted))
+                      nthreads=nthreads, arrays=tuple(persisted), summary=summary)
+
+
+def _summarize_blocks(summarize, *blocks):
+    return summarize(*blocks)
+
+
+def _summaries(ex, arrays, cols, summarize, combine, name):
+    """The tree-reduced ``summarize`` of every partition (a handle), or None."""
+    if summarize is None:
+        return None
+    if combine is None:
+        raise ValueError("persist_partitions(summarize=...) needs combine= as well.")
+    from ._reduce import tree_reduce  # (it imports this module)
+
+    it = iter(cols)
+    full = [next(it) if a is not None else [None] * len(cols[0]) for a in arrays]
+    prefix = new_name(name)
+    per = [ex.submit(_summarize_blocks, summarize, *(col[i] for col in full), key=(prefix, i))
+           for i in range(len(cols[0]))]
+    return tree_reduce(per, combine, name=f"{name}-sum", client=ex.client)
 
 
 def _move(block):

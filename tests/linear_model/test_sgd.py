@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+import skdml
 from skdml._validation import InvalidParameterError
 from skdml.linear_model import SGDClassifier, SGDRegressor
 
@@ -476,6 +477,51 @@ def test_bad_input(c):
         SGDRegressor(max_iter=2, tol=None).fit(X, y[:, None].astype(float))
     # unseen labels at score time count as errors (no exception), like scikit-learn
     assert clf.score(X, np.full(100, 7)) == 0.0
+
+
+@pytest.mark.parametrize("Est", [SGDClassifier, SGDRegressor])
+@pytest.mark.parametrize("shuffle, sync_every, jit", [
+    (True, "epoch", True), ("batches", 2, True), (False, "epoch", True), (True, 2, False)])
+def test_dask_input_values_checked_in_the_first_epoch(c, Est, shuffle, sync_every, jit):
+    """Dask input is checked for NaN and infinity by the first epoch itself (the compiled
+    kernel watches the rows' scores; the array-API kernel checks the partition first): the
+    error names the first bad row of the partition that holds it, for every row order and
+    round size, and a failed partial_fit leaves the model as it was."""
+    X, y = make_classification(300, 5, random_state=0)
+    kw = dict(shuffle=shuffle, sync_every=sync_every, batch_size=8, max_iter=3, tol=None,
+              random_state=0)
+    for value, what in ((np.nan, "NaN"), (np.inf, "infinity")):
+        bad = X.copy()
+        bad[[250, 283], 3] = value  # partition 2 of 3 holds rows 200-299
+        msg = re.escape(f"Input X contains {what}") + ".*" + \
+            re.escape("(first in row 250, which is row 50 of partition 2)")
+        with skdml.config.set(jit=jit), pytest.raises(ValueError, match=msg):
+            Est(**kw).fit(da.from_array(bad, chunks=100), y)
+    est = Est(**kw)
+    with skdml.config.set(jit=jit):
+        est.partial_fit(_dask(X, 3), y, **({"classes": [0, 1]} if Est is SGDClassifier else {}))
+        before = est.coef_.copy(), est.intercept_.copy(), est.t_, est.n_iter_
+        bad = X.copy()
+        bad[7, 0] = np.nan
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            est.partial_fit(_dask(bad, 3), y)
+    assert_array_equal(est.coef_, before[0])
+    assert_array_equal(est.intercept_, before[1])
+    assert (est.t_, est.n_iter_) == before[2:]
+    with pytest.raises(ValueError, match="Input X contains NaN"):  # checked when persisted
+        Est(early_stopping=True, **kw).fit(_dask(bad, 3), y)
+
+
+@pytest.mark.parametrize("dask_input", [False, True])
+def test_a_model_that_overflows_is_reported(c, dask_input):
+    """Scores that overflow on finite data are the model's doing, not the data's: the error
+    says so (and the first epoch's value check, which sees those scores, stays silent)."""
+    X, y = make_regression(200, 4, random_state=0)
+    X *= 1e150
+    reg = SGDRegressor(learning_rate="constant", eta0=10.0, max_iter=3, tol=None,
+                       random_state=0)
+    with pytest.raises(ValueError, match="Floating-point under-/overflow occurred at epoch"):
+        reg.fit(_dask(X) if dask_input else X, y)
 
 
 def test_float32_and_dtypes(c):

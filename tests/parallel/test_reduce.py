@@ -249,6 +249,41 @@ def test_persist_partitions_balances_rows_over_workers(c):
     assert again.workers == parts.workers
 
 
+def _label_counts(X, y, w):
+    values, counts = np.unique(y, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def _merge(a, b):
+    return {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+
+
+@pytest.mark.parametrize("distributed", [True, False])
+def test_persist_partitions_summary(request, distributed):
+    """A summary asked with the persist comes back combined over every partition (``None``
+    for the array left out), computed on the cluster by tasks of its own name."""
+    client = request.getfixturevalue("c") if distributed else None
+    rng = np.random.default_rng(0)
+    y_np = rng.integers(0, 4, 95)
+    X = da.from_array(rng.standard_normal((95, 2)), chunks=(20, 2))
+    y = da.from_array(y_np, chunks=20)
+    parts = persist_partitions(X, y, None, client=client, summarize=_label_counts,
+                               combine=_merge, name="test-labels")
+    summary = (parts.summary.result() if distributed
+               else parts.summary.compute(scheduler="threads"))
+    values, counts = np.unique(y_np, return_counts=True)
+    assert summary == dict(zip(values.tolist(), counts.tolist()))
+    if distributed:
+        names = {key_split(k) for k in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.tasks))}
+        assert {"skdml-test-labels", "skdml-test-labels-sum"} <= names
+    assert persist_partitions(X, client=client).summary is None
+    parts.release()
+    assert parts.summary is None
+    with pytest.raises(ValueError, match="needs combine="):
+        persist_partitions(X, client=client, summarize=_label_counts)
+
+
 def test_kmeans_fit_on_data_held_by_one_worker(c):
     from skdml.cluster import KMeans
 
