@@ -64,6 +64,7 @@ from ..parallel import (
     map_partitions,
     persist_partitions,
     run_step,
+    tree_reduce,
 )
 from . import _sgd_fused as fused
 from . import _sgd_kernels as kernels
@@ -357,10 +358,23 @@ def _merge_counts(a, b):
     return uniq, np.bincount(inverse.ravel(), weights=counts, minlength=len(uniq)).astype(np.int64)
 
 
+def _labels_are_indices(classes):
+    """Whether the (sorted, distinct) classes are the integers ``0 .. n-1``: labels are then
+    their own class indices."""
+    classes = np.asarray(classes)
+    return classes.dtype.kind in "iu" and classes.size > 0 and classes[0] == 0 and \
+        classes[-1] == classes.size - 1
+
+
 def _encode_labels(y, classes):
     """Class indices of the labels ``y`` (host arrays); unknown labels raise ``ValueError``."""
     y = to_host(y)
     span = _small_int_span(y) if classes.dtype.kind in "iu" else None
+    if span is not None and span[0] >= 0 and span[1] < len(classes) and \
+            _labels_are_indices(classes):
+        # classes 0 .. n-1 (sorted, distinct: so every value between) and labels among them:
+        # the labels are their own indices (no copy for int64 labels, the common case)
+        return y.astype(np.int64, copy=False)
     if span is not None:
         lo, hi = span
         table = np.full(hi - lo + 1, -1, dtype=np.int64)
@@ -1305,23 +1319,31 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             parts = _persist(adapted.X, enc, w)
             counts = None
         else:
-            # the labels are counted as the partitions are persisted, and encoded with the
-            # classes found while the client reads them: no client round trip in between
-            raw = _persist(adapted.X, yd, w, summarize=_unique_task, combine=_merge_counts,
-                           name="sgd-classes")
+            # The labels are counted as the partitions are persisted (no round trip of its
+            # own). int64 labels are most often the classes 0 .. n-1 themselves, which need no
+            # encoding once the client has read the classes; other labels are encoded with the
+            # classes combined on the cluster, while the client reads them.
+            raw = _persist(adapted.X, yd, w, summarize=_unique_task, name="sgd-classes")
             extra.append(raw)
-            enc = map_partitions(_encode_task, raw, raw.summary, group_by="partition",
-                                 speculative=False, name="sgd-encode")
+            enc = None
+            if np.dtype(yd.dtype) != np.int64:
+                enc = map_partitions(
+                    _encode_task, raw,
+                    tree_reduce(raw.summary, _merge_counts, name="sgd-classes-sum"),
+                    group_by="partition", speculative=False, name="sgd-encode")
             try:
-                classes, counts = get_executor().gather(raw.summary)
+                classes, counts = aggregate(raw.summary, _merge_counts, name="sgd-classes-sum")
                 check_classification_targets(classes)
                 self._check_n_classes(classes)
             except ValueError:
                 raw.release()
                 raise
-            parts = Partitions(blocks=[(b[0], e, b[2]) for b, e in zip(raw.blocks, enc)],
-                               workers=raw.workers, lengths=raw.lengths, nthreads=raw.nthreads,
-                               arrays=raw.arrays)
+            if enc is None and not _labels_are_indices(classes):
+                enc = map_partitions(_encode_task, raw, (classes, counts), group_by="partition",
+                                     speculative=False, name="sgd-encode")
+            parts = raw if enc is None else Partitions(
+                blocks=[(b[0], e, b[2]) for b, e in zip(raw.blocks, enc)], workers=raw.workers,
+                lengths=raw.lengths, nthreads=raw.nthreads, arrays=raw.arrays)
         self._check_n_classes(classes)
         n_classes = len(classes)
         n_outputs = 1 if n_classes == 2 else n_classes

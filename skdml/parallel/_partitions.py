@@ -50,9 +50,9 @@ class Partitions:
         ``{worker: threads}`` of the cluster when persisted.
     arrays : tuple of dask.array.Array
         The persisted arrays (keeping them referenced keeps the data on the workers).
-    summary : Future, Delayed or None
-        The combined per-partition summaries asked of :func:`persist_partitions`
-        (``summarize=``), still on the cluster; None when none was asked for.
+    summary : Parts or None
+        The per-partition summaries asked of :func:`persist_partitions` (``summarize=``), one
+        handle per partition, still on the cluster; None when none was asked for.
     """
 
     blocks: list
@@ -109,7 +109,7 @@ class Partitions:
         self.summary = None
 
 
-def persist_partitions(*arrays, client=None, summarize=None, combine=None, name="summary"):
+def persist_partitions(*arrays, client=None, summarize=None, name="summary"):
     """Persist aligned Dask arrays on the cluster and return their row-partitions.
 
     On a cluster of several workers the rows are then balanced: partitions on a worker that
@@ -126,13 +126,10 @@ def persist_partitions(*arrays, client=None, summarize=None, combine=None, name=
     summarize : callable, default=None
         ``summarize(*blocks)`` of every partition (its block of each array, ``None`` for
         ``None`` entries), e.g. the labels it holds and their counts. Submitted together with
-        the persist, so each runs as soon as its partition is in memory, where it is, and the
-        summaries are tree-reduced with ``combine`` on the cluster: the result
-        (``Partitions.summary``, still on the cluster) costs the caller no round trip of its
-        own. Later tasks can take it as an argument before the client has read it.
-    combine : callable, default=None
-        Associative, commutative ``combine(a, b)`` of two summaries (required with
-        ``summarize``).
+        the persist, so each runs as soon as its partition is in memory, where it is: the
+        summaries (``Partitions.summary``, one handle per partition) cost the caller no round
+        trip of their own. Read them with :func:`aggregate`, or combine them on the cluster
+        with :func:`tree_reduce` for later tasks to take before the client has read them.
     name : str, default="summary"
         Task names of the summaries become ``skdml-<name>-<token>``.
 
@@ -179,7 +176,7 @@ def persist_partitions(*arrays, client=None, summarize=None, combine=None, name=
             for f in futures_of(a):
                 futures[f.key] = f
         cols = [[futures[k] for k in _row_keys(a)] for a in persisted]
-        summary = _summaries(ex, arrays, cols, summarize, combine, name)
+        summary = _summaries(ex, arrays, cols, summarize, name)
         ex.wait([f for col in cols for f in col])
         for f in (f for col in cols for f in col):
             if f.status == "error":
@@ -194,7 +191,7 @@ def persist_partitions(*arrays, client=None, summarize=None, combine=None, name=
         cols = [list(a.to_delayed().ravel()) for a in persisted]
         workers = [None] * len(row_chunks)
         nthreads = {None: 1}
-        summary = _summaries(ex, arrays, cols, summarize, combine, name)
+        summary = _summaries(ex, arrays, cols, summarize, name)
     it = iter(cols)
     full = [next(it) if a is not None else [None] * len(row_chunks) for a in arrays]
     blocks = [tuple(col[i] for col in full) for i in range(len(row_chunks))]
@@ -206,20 +203,15 @@ def _summarize_blocks(summarize, *blocks):
     return summarize(*blocks)
 
 
-def _summaries(ex, arrays, cols, summarize, combine, name):
-    """The tree-reduced ``summarize`` of every partition (a handle), or None."""
+def _summaries(ex, arrays, cols, summarize, name):
+    """``summarize`` of every partition (one handle each, in a Parts), or None."""
     if summarize is None:
         return None
-    if combine is None:
-        raise ValueError("persist_partitions(summarize=...) needs combine= as well.")
-    from ._reduce import tree_reduce  # (it imports this module)
-
     it = iter(cols)
     full = [next(it) if a is not None else [None] * len(cols[0]) for a in arrays]
     prefix = new_name(name)
-    per = [ex.submit(_summarize_blocks, summarize, *(col[i] for col in full), key=(prefix, i))
-           for i in range(len(cols[0]))]
-    return tree_reduce(per, combine, name=f"{name}-sum", client=ex.client)
+    return Parts([ex.submit(_summarize_blocks, summarize, *(col[i] for col in full),
+                            key=(prefix, i)) for i in range(len(cols[0]))])
 
 
 def _move(block):

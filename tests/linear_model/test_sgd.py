@@ -648,7 +648,8 @@ def test_no_client():
 
 
 @pytest.mark.parametrize("labels", [
-    np.array([0, 1, 1, 0, 1]),                           # binary, the table path
+    np.array([0, 1, 1, 0, 1]),                           # binary: labels are indices
+    np.array([2, 0, 1, 2], dtype=np.uint8),              # 0 .. n-1, another type
     np.array([-3, 7, 2, 2, -3], dtype=np.int32),         # negative integers
     np.array([5, 5], dtype=np.uint8),                    # one label, unsigned
     np.array([-128, 127, 0, 127], dtype=np.int8),        # a span that overflows int8
@@ -677,6 +678,20 @@ def test_label_counting_and_encoding_agree_with_numpy(labels):
         assert_array_equal(_encode_labels(labels, wide), np.searchsorted(wide, labels))
         with pytest.raises(ValueError, match=r"not among the classes"):
             _encode_labels(labels, ref_values[1:] if len(ref_values) > 1 else ref_values + 1)
+
+
+def test_labels_that_are_their_own_indices_are_not_copied():
+    """Classes 0 .. n-1: int64 labels are their own class indices (no copy); a label outside
+    the classes still raises."""
+    from skdml.linear_model._sgd import _encode_labels
+
+    labels = np.array([0, 2, 1, 2, 0])
+    out = _encode_labels(labels, np.arange(3))
+    assert out is labels
+    assert_array_equal(_encode_labels(labels, np.arange(4)), labels)  # wider classes
+    for classes in (np.arange(2), np.array([0, 1, 3])):
+        with pytest.raises(ValueError, match=r"labels \[2\] that are not among the classes"):
+            _encode_labels(labels, classes)
 
 
 def test_large_starting_model_is_copied_to_the_workers_first(c, monkeypatch):
