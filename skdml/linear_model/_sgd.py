@@ -1320,17 +1320,15 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             counts = None
         else:
             # The labels are counted as the partitions are persisted (no round trip of its
-            # own). int64 labels are most often the classes 0 .. n-1 themselves, which need no
-            # encoding once the client has read the classes; other labels are encoded with the
-            # classes combined on the cluster, while the client reads them.
+            # own) and encoded with the classes combined on the cluster while the client reads
+            # them. int64 labels that are the classes 0 .. n-1 themselves (the common case) are
+            # then used as they are: the rounds need not wait for the encoding.
             raw = _persist(adapted.X, yd, w, summarize=_unique_task, name="sgd-classes")
             extra.append(raw)
-            enc = None
-            if np.dtype(yd.dtype) != np.int64:
-                enc = map_partitions(
-                    _encode_task, raw,
-                    tree_reduce(raw.summary, _merge_counts, name="sgd-classes-sum"),
-                    group_by="partition", speculative=False, name="sgd-encode")
+            enc = map_partitions(
+                _encode_task, raw,
+                tree_reduce(raw.summary, _merge_counts, name="sgd-classes-sum"),
+                group_by="partition", speculative=False, name="sgd-encode")
             try:
                 classes, counts = aggregate(raw.summary, _merge_counts, name="sgd-classes-sum")
                 check_classification_targets(classes)
@@ -1338,9 +1336,8 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             except ValueError:
                 raw.release()
                 raise
-            if enc is None and not _labels_are_indices(classes):
-                enc = map_partitions(_encode_task, raw, (classes, counts), group_by="partition",
-                                     speculative=False, name="sgd-encode")
+            if np.dtype(yd.dtype) == np.int64 and _labels_are_indices(classes):
+                enc = None
             parts = raw if enc is None else Partitions(
                 blocks=[(b[0], e, b[2]) for b, e in zip(raw.blocks, enc)], workers=raw.workers,
                 lengths=raw.lengths, nthreads=raw.nthreads, arrays=raw.arrays)

@@ -680,6 +680,20 @@ def test_label_counting_and_encoding_agree_with_numpy(labels):
             _encode_labels(labels, ref_values[1:] if len(ref_values) > 1 else ref_values + 1)
 
 
+def test_lazy_labels_of_any_kind_give_the_same_model(c):
+    """Dask labels that are their own class indices (int64 0 .. n-1, used as they are) and
+    labels that need encoding (shifted, +-1, int32, strings) train the same model bits."""
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
+    kw = dict(max_iter=3, tol=None, random_state=0)
+    ref = SGDClassifier(**kw).fit(_dask(X, 3), _dask(y.astype(np.int64), 3))
+    names = np.array(["a", "b", "c"])
+    for labels in (y + 5, np.array([-1, 1, 3])[y], y.astype(np.int32), names[y]):
+        clf = SGDClassifier(**kw).fit(_dask(X, 3), _dask(labels, 3))
+        assert_array_equal(clf.classes_, np.unique(labels))
+        assert_array_equal(clf.coef_, ref.coef_)
+        assert_array_equal(clf.predict(X), np.unique(labels)[ref.predict(X)])
+
+
 def test_labels_that_are_their_own_indices_are_not_copied():
     """Classes 0 .. n-1: int64 labels are their own class indices (no copy); a label outside
     the classes still raises."""
