@@ -109,6 +109,15 @@ _LOG_SPAN = 16
 
 
 @_njit
+def _log_loss_terms(p, y):
+    """``(mz, 1 + exp(mz))`` of a score and target, ``mz = p * y`` capped like the reference's
+    ``_EXP_CAP``: the log loss is ``log(1 + exp(mz)) - mz``, its derivative ``-y / (1 +
+    exp(mz))``."""
+    mz = min(p * y, 30.0)
+    return mz, 1.0 + math.exp(mz)
+
+
+@_njit
 def _loss_grad(loss_id, p, y, eps):
     """(loss, derivative in the score) of one score ``p`` against target ``y``."""
     if loss_id == 0 or loss_id == 1:  # hinge (threshold 1), perceptron (threshold 0)
@@ -120,9 +129,8 @@ def _loss_grad(loss_id, p, y, eps):
     if loss_id == 2:  # squared hinge
         r = max(1.0 - p * y, 0.0)
         return r * r, -2.0 * y * r
-    if loss_id == 3:  # log loss, exp() capped like the reference's _EXP_CAP
-        mz = min(p * y, 30.0)
-        ope = 1.0 + math.exp(mz)
+    if loss_id == 3:  # log loss
+        mz, ope = _log_loss_terms(p, y)
         return math.log(ope) - mz, -y / ope
     if loss_id == 4:  # modified huber
         z = p * y
@@ -300,10 +308,8 @@ def _sgd(X, rows, offset, contiguous, n_rows, y, classifier, ytab, cwt, sw, coef
                     bad[0] = r  # NaN or infinity in the row (or a model that overflowed)
                 yk = _target(v, k, classifier, ytab, f32)
                 if log_prod:
-                    # the log loss log(1 + exp(mz)) - mz, its logarithms taken of products
-                    # of _LOG_SPAN factors (each at most 1 + e^30, so no overflow)
-                    mz = min(float(p) * yk, 30.0)
-                    ope = 1.0 + math.exp(mz)
+                    # the log loss, its logarithms taken of products of _LOG_SPAN factors
+                    mz, ope = _log_loss_terms(float(p), yk)
                     g = -yk / ope
                     prod[k] *= ope
                     loss_sum[k] -= mz
