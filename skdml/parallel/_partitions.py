@@ -145,6 +145,15 @@ def persist_partitions(*arrays, client=None, summarize=None, name="summary"):
     >>> parts = persist_partitions(da.ones((10, 2), chunks=(4, 2)))
     >>> parts.n_partitions, parts.lengths
     (3, [4, 4, 2])
+
+    A summary of every partition, computed as it is persisted and read on the client:
+
+    >>> from skdml.parallel import aggregate
+    >>> y = da.from_array([0, 2, 2, 1, 0, 2, 1, 1, 2, 0], chunks=4)
+    >>> parts = persist_partitions(da.ones((10, 2), chunks=(4, 2)), y,
+    ...                            summarize=lambda X, y: int(y.max()))
+    >>> aggregate(parts.summary, max)
+    2
     """
     present = [a for a in arrays if a is not None]
     if not present:
