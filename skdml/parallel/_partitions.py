@@ -158,6 +158,10 @@ def persist_partitions(*arrays, client=None, summarize=None, name="summary"):
     present = [a for a in arrays if a is not None]
     if not present:
         raise ValueError("persist_partitions needs at least one Dask array.")
+    if summarize is not None and not callable(summarize):
+        raise TypeError(
+            f"summarize must be a function of a partition's blocks; got {summarize!r}."
+        )
     row_chunks = present[0].chunks[0]
     for a in present:
         if a.chunks[0] != row_chunks:

@@ -282,6 +282,8 @@ def test_persist_partitions_summary(request, distributed):
     assert persist_partitions(X, client=client).summary is None
     parts.release()
     assert parts.summary is None
+    with pytest.raises(TypeError, match="summarize must be a function"):
+        persist_partitions(X, client=client, summarize="counts")
 
 
 def test_kmeans_fit_on_data_held_by_one_worker(c):
