@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import _config
 from ._executor import get_executor, new_name
-from ._partitions import Partitions, Parts, persist_partitions
+from ._partitions import Partitions, Parts, aligned_block, persist_partitions
 from ._speculation import run_speculative, timed_call
 
 __all__ = ["map_partitions", "Replicated"]
@@ -109,7 +109,9 @@ def _run_group(fn, blocks_list, indices, args, kwargs, combine, with_index, sing
         kw = dict(kwargs)
         if with_index:
             kw["partition"] = i
-        r = fn(*blocks, *args, **kw)
+        # a block fetched from another worker (a copy made for some other task) can sit at an
+        # unaligned address: the kernel gets it aligned, whichever copy this worker holds
+        r = fn(*(aligned_block(b) for b in blocks), *args, **kw)
         if combine is not None:
             out = r if out is None else combine(out, r)
         else:

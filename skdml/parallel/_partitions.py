@@ -227,16 +227,28 @@ def _summaries(ex, arrays, cols, summarize, name):
                             key=(prefix, i)) for i in range(len(cols[0]))])
 
 
-def _move(block):
-    """The block, stored on the worker the task runs on.
+def aligned_block(block):
+    """``block`` with its data at an aligned address (copied only when it is not).
 
-    A NumPy block that arrived at an unaligned address (the comms deserialize it in place from
-    a network frame) is copied: unaligned arrays are not what the compiled kernels take, and
-    NumPy gathers from them (``take``) measured many times slower.
+    NumPy arrays (and scipy.sparse arrays' parts) that distributed deserializes on a worker can
+    be views of a received frame at an address that is not a multiple of the item size: the
+    compiled kernels take only aligned arrays (an unaligned block would run another kernel,
+    whose rounding differs, so results would depend on which worker read which copy), and
+    NumPy gathers from them (``take``) many times slower (measured: 111 us instead of 1.1 us
+    for 4 rows of a 1000 x 20 block).
     """
-    if isinstance(block, np.ndarray) and not block.flags.aligned:
-        return np.array(block, copy=True)
+    if isinstance(block, np.ndarray):
+        return block if block.flags.aligned else np.require(block, requirements="A")
+    if hasattr(block, "tocsr"):  # scipy.sparse
+        parts = (block.data, block.indices, block.indptr)
+        return block if all(p.flags.aligned for p in parts) else block.copy()
     return block
+
+
+def _move(block):
+    """The block, stored on the worker the task runs on (an aligned copy if it arrived
+    unaligned, see :func:`aligned_block`)."""
+    return aligned_block(block)
 
 
 def _balance(ex, cols, workers, nthreads, lengths, arrays):
