@@ -189,7 +189,7 @@ def persist_partitions(*arrays, client=None, summarize=None, name="summary"):
             for f in futures_of(a):
                 futures[f.key] = f
         cols = [[futures[k] for k in _row_keys(a)] for a in persisted]
-        summary = _summaries(ex, arrays, cols, summarize, name)
+        summary = _summaries(ex, _blocks(arrays, cols), summarize, name)
         ex.wait([f for col in cols for f in col])
         for f in (f for col in cols for f in col):
             if f.status == "error":
@@ -204,27 +204,27 @@ def persist_partitions(*arrays, client=None, summarize=None, name="summary"):
         cols = [list(a.to_delayed().ravel()) for a in persisted]
         workers = [None] * len(row_chunks)
         nthreads = {None: 1}
-        summary = _summaries(ex, arrays, cols, summarize, name)
-    it = iter(cols)
-    full = [next(it) if a is not None else [None] * len(row_chunks) for a in arrays]
-    blocks = [tuple(col[i] for col in full) for i in range(len(row_chunks))]
+        summary = _summaries(ex, _blocks(arrays, cols), summarize, name)
+    blocks = _blocks(arrays, cols)
     return Partitions(blocks=blocks, workers=workers, lengths=[int(c) for c in row_chunks],
                       nthreads=nthreads, arrays=tuple(persisted), summary=summary)
 
 
-def _summarize_blocks(summarize, *blocks):
-    return summarize(*blocks)
+def _blocks(arrays, cols):
+    """Per partition, the tuple of its handle in each array's column of ``cols`` (``None``
+    for the ``None`` entries of ``arrays``)."""
+    it = iter(cols)
+    n = len(cols[0])
+    full = [next(it) if a is not None else [None] * n for a in arrays]
+    return [tuple(col[i] for col in full) for i in range(n)]
 
 
-def _summaries(ex, arrays, cols, summarize, name):
+def _summaries(ex, blocks, summarize, name):
     """``summarize`` of every partition (one handle each, in a Parts), or None."""
     if summarize is None:
         return None
-    it = iter(cols)
-    full = [next(it) if a is not None else [None] * len(cols[0]) for a in arrays]
     prefix = new_name(name)
-    return Parts([ex.submit(_summarize_blocks, summarize, *(col[i] for col in full),
-                            key=(prefix, i)) for i in range(len(cols[0]))])
+    return Parts([ex.submit(summarize, *b, key=(prefix, i)) for i, b in enumerate(blocks)])
 
 
 def aligned_block(block):
