@@ -209,8 +209,8 @@ class Executor:
                 with self.client.as_current():  # the client given, not only the default one
                     dwait(handles, timeout=step, return_when=return_when)
                 return
-            except TimeoutError:
-                pass
+            except TimeoutError as exc:
+                _forget_frames(exc)
             if timeout is not None and time.monotonic() - start >= timeout:
                 return
             if not self.client.nthreads():
@@ -241,6 +241,22 @@ class Executor:
         """Release futures that are no longer needed (no-op for Delayed)."""
         if self.client is not None and handles:
             self.client.cancel(list(handles))
+
+
+def _forget_frames(exc):
+    """Drop the tracebacks of a caught ``exc`` and of the exceptions it chains.
+
+    ``distributed.wait`` times out by raising from inside ``distributed.utils.sync``, whose
+    frame keeps the exception it raises: exception, traceback and frame form a cycle. The
+    traceback also holds the waiting frame (with ``self`` and ``handles``), so without this the
+    futures waited on would live until the next garbage collection instead of being released
+    the moment the caller drops them.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
 
 
 def get_executor(client=None):

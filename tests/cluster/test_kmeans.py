@@ -306,23 +306,6 @@ def test_task_names_and_verbose(c, capsys):
     assert "Converged at iteration" in out
 
 
-def test_persisted_data_released(c):
-    X = _blobs(n=400, d=4, centers=4)
-    KMeans(4, random_state=0).fit(da.from_array(X, chunks=100))
-    c.run_on_scheduler(lambda dask_scheduler: None)  # a round trip: releases are processed
-    import time
-
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        held = c.run_on_scheduler(
-            lambda dask_scheduler: [k for k, ts in dask_scheduler.tasks.items()
-                                    if ts.state == "memory" and "kmeans" in str(k)])
-        if not held:
-            break
-        time.sleep(0.05)
-    assert not held
-
-
 def test_make_blobs_end_to_end(c):
     X, y = make_blobs(n_samples=2000, n_features=5, centers=4, chunks=500, random_state=1)
     km = KMeans(4, random_state=0).fit(X)
