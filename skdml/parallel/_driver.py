@@ -5,6 +5,7 @@ import logging
 import time
 
 from .. import _config
+from ._executor import _forget_frames
 
 __all__ = ["run_step", "CLUSTER_ERRORS"]
 
@@ -81,4 +82,7 @@ def run_step(step, *args, retries=None, name="step", **kwargs):
             logger.warning("skdml: %s failed on the cluster (%s: %s); redoing it from the last "
                            "completed state (attempt %d of %d).", name, type(exc).__name__, exc,
                            attempt, retries)
+            # the failed attempt's frames (and the futures they hold) go now, not at the next
+            # garbage collection (cluster errors come out of distributed's sync in a cycle)
+            _forget_frames(exc)
             time.sleep(min(0.1 * attempt, 1.0))

@@ -37,6 +37,32 @@ def test_run_step_redoes_an_iteration_that_lost_its_results():
         assert_allclose(out, 2.0 * X.compute().sum(0))
 
 
+def test_run_step_drops_a_failed_attempt_at_once(c):
+    """The futures a failed attempt held are released when the step is redone, without waiting
+    for a garbage collection (distributed raises cluster errors from inside a reference
+    cycle, which held the attempt's frames)."""
+    import gc
+
+    held = []
+
+    def step():
+        if held:
+            return "done"
+        keep = c.submit(add, 1, 2, key="skdml-test-held-by-failed-attempt")
+        held.append(keep.key)
+        lost = c.submit(time.sleep, 0.2, key="skdml-test-lost")
+        c.cancel([lost])
+        c.gather(lost)  # raises FutureCancelledError, from inside distributed's sync
+
+    gc.collect()
+    gc.disable()
+    try:
+        assert run_step(step, retries=1) == "done"
+        assert c.refcount.get(held[0], 0) == 0
+    finally:
+        gc.enable()
+
+
 def test_run_step_gives_up_after_its_retries():
     calls = []
 
