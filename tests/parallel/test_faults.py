@@ -332,7 +332,12 @@ def test_allreduce_stays_on_workers_and_moves_little(pc, path, monkeypatch):
         n_in = sum(b for _, b in incoming)
         n_out = sum(b for _, b in outgoing)
         report[w] = (n_in, n_out)
-        assert n_in <= bound and n_out <= bound, (w, n_in, n_out, bound)
+        assert n_in <= bound, (w, n_in, n_out, bound)
+    # What a worker sends depends on Dask as well: a value already copied to a second worker
+    # may be fetched from that copy (seen under load: one worker sent its partial and a copy
+    # of another's, 24 MB, and the other's owner 8 MB). So the receives are bounded per worker
+    # and the sends in total.
+    assert sum(n_out for _, n_out in report.values()) <= W * bound, (report, bound)
     print(f"\nallreduce 8 MB, W={W}, {path}: bytes (in, out) per worker "
           f"{sorted(report.values())}, bound {bound:.0f}")
 
