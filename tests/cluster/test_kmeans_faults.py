@@ -52,9 +52,8 @@ def expected(nanny_client):
 
 
 @pytest.mark.parametrize("stage", ["skdml-kmeans-init-update", "skdml-kmeans-lloyd"])
-def test_worker_killed_mid_fit(nanny_client, expected, stage):
-    client = nanny_client
-    client.wait_for_workers(3, timeout=60)
+def test_worker_killed_mid_fit(nannies, expected, stage):
+    client = nannies
     pids = client.run(os.getpid)
     plugin = KillOnStage(stage, pids[sorted(pids)[0]])
     client.register_plugin(plugin)

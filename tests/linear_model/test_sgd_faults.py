@@ -34,9 +34,8 @@ def array_api_kernels():
 
 
 @pytest.fixture
-def pc(nanny_client):
-    nanny_client.wait_for_workers(3, timeout=30)
-    yield nanny_client
+def pc(nannies):
+    return nannies
 
 
 @pytest.fixture(scope="module")

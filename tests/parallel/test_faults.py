@@ -105,12 +105,11 @@ def _wait_gone(client, address, timeout=20):
 
 # -- clusters ----------------------------------------------------------------------------------
 @pytest.fixture
-def pc(nanny_client):
+def pc(nannies):
     """The process cluster with all three workers present (a killed one is restarted)."""
-    nanny_client.wait_for_workers(3, timeout=30)
     # distributed.wait in these tests needs a current client (the engine does not).
-    with nanny_client.as_current():
-        yield nanny_client
+    with nannies.as_current():
+        yield nannies
 
 
 @pytest.fixture(scope="module")
