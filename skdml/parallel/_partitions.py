@@ -224,7 +224,8 @@ def _summaries(ex, blocks, summarize, name):
     if summarize is None:
         return None
     prefix = new_name(name)
-    return Parts([ex.submit(summarize, *b, key=(prefix, i)) for i, b in enumerate(blocks)])
+    keys = [(prefix, i) for i in range(len(blocks))]
+    return Parts(ex.submit_many(summarize, blocks, keys=keys))
 
 
 def aligned_block(block):
@@ -243,12 +244,6 @@ def aligned_block(block):
         parts = (block.data, block.indices, block.indptr)
         return block if all(p.flags.aligned for p in parts) else block.copy()
     return block
-
-
-def _move(block):
-    """The block, stored on the worker the task runs on (an aligned copy if it arrived
-    unaligned, see :func:`aligned_block`)."""
-    return aligned_block(block)
 
 
 def _balance(ex, cols, workers, nthreads, lengths, arrays):
@@ -287,13 +282,11 @@ def _balance(ex, cols, workers, nthreads, lengths, arrays):
         moves[i] = dst
     if not moves:
         return cols, workers, arrays
-    from ._executor import new_name
-
     prefix = new_name("balance")
     new_cols = [list(col) for col in cols]
     for i, dst in moves.items():
         for j, col in enumerate(cols):
-            new_cols[j][i] = ex.submit(_move, col[i], key=(prefix, j, i), workers=[dst])
+            new_cols[j][i] = ex.submit(aligned_block, col[i], key=(prefix, j, i), workers=[dst])
         workers = list(workers)
         workers[i] = dst
     ex.wait([new_cols[j][i] for i in moves for j in range(len(cols))])
