@@ -6,7 +6,9 @@ The driver persists the data once, then every stage maps a kernel of
 brings the small combined result to the client with :func:`skdml.parallel.aggregate` (a tree
 of fan-in ``split_every``). The client keeps the model (centers, in float64) and decides when to
 stop; each iteration runs through :func:`skdml.parallel.run_step`, so a worker lost mid-iteration
-costs that iteration, not the fit.
+costs that iteration, not the fit. On a cluster the Lloyd iterations are summed with
+:func:`skdml.parallel.allreduce` instead, and each one is submitted before the client reads the
+one before it (see ``_Driver._iterate``).
 
 Random numbers are drawn per *global row* from a counter-based generator (Philox) keyed by
 ``(random_state, stage, run, round)``, so sampling does not depend on scheduling, retries or
@@ -46,7 +48,15 @@ from .._validation import (
     check_n_features,
     validate_params,
 )
-from ..parallel import aggregate, map_partitions, persist_partitions, run_step
+from ..parallel import (
+    CLUSTER_ERRORS,
+    aggregate,
+    allreduce,
+    get_executor,
+    map_partitions,
+    persist_partitions,
+    run_step,
+)
 from . import _kmeans_fused as F
 from . import _kmeans_kernels as K
 
@@ -70,6 +80,8 @@ _DEFAULT_INIT_ROUNDS = 3
 _PP_SAMPLE = 10_000
 #: Runs of weighted k-means++ and Lloyd on the k-means|| candidates (on the client).
 _REDUCE_N_INIT = 10
+#: Submit each Lloyd pass on a cluster before the client reads the one before it.
+_PIPELINE = True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -103,6 +115,25 @@ def _lloyd_task(X, w, C2, e, *, n_runs, with_inertia, shift, jit=True):
                           with_inertia=with_inertia,
                           shift=None if shift is None else _like(shift, X), xp=xp)
     return to_host(out)
+
+
+def _lloyd_next_task(X, w, stats, *, prev, shift, dtype, tol, tol_abs, first, force_iter,
+                     with_inertia, jit=True):
+    """A Lloyd pass from the statistics of the pass before it (``stats``, summed across the
+    workers), submitted before the client has read them; ``None`` (skipped) where the driver
+    must decide the next centers itself."""
+    new = _next_centers(stats, prev, tol=tol, tol_abs=tol_abs, first=first,
+                        force_iter=force_iter)
+    if new is None:
+        return None
+    C2, e = _terms(new.reshape(-1, new.shape[-1]), shift, dtype)
+    return _lloyd_task(X, w, C2, e, n_runs=new.shape[0], with_inertia=with_inertia,
+                       shift=None, jit=jit)
+
+
+def _add_or_skip(a, b):
+    """:func:`add_stats`, for passes whose tasks may all have been skipped (``None``)."""
+    return None if a is None or b is None else K.add_stats(a, b)
 
 
 def _assign_task(X, w, C2, e, centers, *, n_runs, return_labels, partition, jit=True):
@@ -246,6 +277,42 @@ def _average(sums, weights):
     return out
 
 
+def _moved(new, old):
+    """Squared center shift of one run (scikit-learn's convergence measure)."""
+    return float(((new - old) ** 2).sum())
+
+
+def _tol_abs(stats, tol):
+    """scikit-learn's absolute tolerance: ``tol`` times the mean feature variance, from the
+    moments of the first pass."""
+    n = float(stats["n"])
+    mean = stats["s1"] / n
+    var = np.maximum(stats["s2"] / n - mean**2, 0)
+    return float(np.mean(var) * tol)
+
+
+def _next_centers(stats, prev, *, tol, tol_abs, first, force_iter):
+    """The centers of the next Lloyd pass, computed from a pass's summed statistics and the
+    centers it used (``prev``, float64, runs x k x d) exactly as the driver computes them, so
+    to the same bits; ``None`` where the driver must decide itself: an empty cluster to
+    re-seed, or a run that stops (``first``: the pass carries the moments ``tol`` needs)."""
+    n_runs, k, d = prev.shape
+    weights = np.asarray(stats["weights"]).reshape(n_runs, k)
+    if (weights == 0).any():
+        return None
+    sums = np.asarray(stats["sums"]).reshape(n_runs, k, d)
+    if first and "s1" in stats:
+        tol_abs = _tol_abs(stats, tol)
+    new = np.empty_like(prev)
+    for j in range(n_runs):
+        new[j] = _average(sums[j].copy(), weights[j].copy())
+        if not force_iter:
+            moved = _moved(new[j], prev[j])
+            if moved == 0 or moved <= tol_abs:
+                return None
+    return new
+
+
 # ------------------------------------------------------------------------------------------------
 # The driver
 # ------------------------------------------------------------------------------------------------
@@ -368,11 +435,25 @@ class _Driver:
         return _reduce_candidates(rows, weights, self.k, _client_seed(self.entropy, run))
 
     # -- Lloyd ---------------------------------------------------------------------------------
-    def _lloyd_pass(self, C2, e, n_runs, with_inertia, shift):
-        partial = map_partitions(_lloyd_task, self.parts, C2, e, n_runs=n_runs, jit=_jit(),
-                                 with_inertia=with_inertia, shift=shift,
-                                 combine=K.add_stats, name="kmeans-lloyd")
-        return aggregate(partial, K.add_stats, name="kmeans-lloyd")
+    def _pass(self, fn, *args, n_features, **kwargs):
+        """Submit one Lloyd pass without waiting: (its tasks, their statistics summed across
+        the workers and left there for the next pass, the statistics' size in bytes)."""
+        partial = map_partitions(fn, self.parts, *args, combine=_add_or_skip, block=False,
+                                 jit=_jit(), name="kmeans-lloyd", **kwargs)
+        n_runs = kwargs["n_runs"] if "n_runs" in kwargs else len(kwargs["prev"])
+        nbytes = 8 * (n_runs * self.k * (n_features + 2) + 2 * n_features + 8)
+        total = allreduce(partial, op=_add_or_skip, nbytes=nbytes, name="kmeans-lloyd")
+        return partial, total, nbytes
+
+    @staticmethod
+    def _read(lloyd_pass):
+        """The summed statistics of a pass, on the client, once its stragglers (if any) have
+        backup copies; True with them when a backup copy won."""
+        partial, total, nbytes = lloyd_pass
+        winners = partial.settle()
+        if winners is not partial:  # the same values in the same order: the same bits
+            total = allreduce(winners, op=_add_or_skip, nbytes=nbytes, name="kmeans-lloyd")
+        return total.result(), winners is not partial
 
     def _farthest(self, C2, e, centers, n_far):
         combine = functools.partial(K.merge_top, n_keep=n_far, key="dist")
@@ -424,57 +505,103 @@ class _Driver:
 
     def _iterate(self, centers, shift, n_iter, done, tol, max_iter, force_iter, need_moments,
                  figures, bar):
-        """The loop of :meth:`lloyd`; updates ``centers``, ``n_iter`` and ``done`` in place."""
+        """The loop of :meth:`lloyd`; updates ``centers``, ``n_iter`` and ``done`` in place.
+
+        On a cluster, each pass goes out before the client reads the one before it: its tasks
+        take that pass's statistics (summed by ``allreduce``, on the workers) and compute the
+        next centers themselves, as the client does (:func:`_next_centers`), so a pass starts
+        when the last one ends, not after a client round trip. When the client's reading
+        differs from the tasks' (an empty cluster, a run that stops, a straggler's backup won),
+        the pass is dropped (its tasks skip their work) and the next one goes out from the
+        client's centers.
+        """
         n_runs, k, d = centers.shape
         tol_abs = 0.0
         const = 0.0
-        for it in range(max_iter):
-            active = np.flatnonzero(~done)
-            C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
-            moments = need_moments and it == 0
-            stats = run_step(self._lloyd_pass, C2, e, len(active), figures,
-                             shift.astype(self.dtype) if moments else None, name="kmeans-lloyd")
-            if moments:
-                n = float(stats["n"])
-                mean = stats["s1"] / n
-                var = np.maximum(stats["s2"] / n - mean**2, 0)
-                tol_abs = float(np.mean(var) * tol)
-                const = float(stats["wxx"])
-            sums = np.asarray(stats["sums"]).reshape(len(active), k, d)
-            weights = np.asarray(stats["weights"]).reshape(len(active), k)
-            shown = {}
-            for j, r in enumerate(active):
-                s, w = sums[j].copy(), weights[j].copy()
-                if not w.any() and it == 0:
-                    raise ValueError(
-                        "Sample weights must contain at least one non-zero number; got all "
-                        "zeros. Give at least one sample a positive weight.")
-                if (w == 0).any():
-                    self._relocate(s, w, C2[j * k:(j + 1) * k], e[j * k:(j + 1) * k],
-                                   centers[r])
-                new = _average(s, w)
-                moved = float(((new - centers[r]) ** 2).sum())
-                centers[r] = new
-                n_iter[r] = it + 1
-                label = f"Run {r}, iteration" if n_runs > 1 else "Iteration"
-                if figures:
-                    inertia = const + float(stats["inertia"][j])
-                    shown = {"inertia": min(inertia, shown.get("inertia", np.inf)),
-                             "shift": max(moved, shown.get("shift", 0.0))}
-                if self.verbose:
-                    print(f"{label} {it}, inertia {inertia:.6g}, center shift {moved:.6g}.")
-                if force_iter:
-                    continue
-                if moved == 0:
-                    done[r] = True
-                    self._say(f"Converged at iteration {it}: strict convergence.")
-                elif moved <= tol_abs:
-                    done[r] = True
-                    self._say(f"Converged at iteration {it}: center shift {moved:.6g} within "
-                              f"tolerance {tol_abs:.6g}.")
-            bar.step(**shown)
-            if done.all():
-                break
+        ex = get_executor()
+        # on the threaded scheduler a pass runs when it is read, so one submitted ahead would
+        # recompute the pass it builds on
+        pipeline = ex.distributed and _PIPELINE
+        flow = {"cur": None, "ahead": None}
+
+        def drop(key):
+            lloyd_pass, flow[key] = flow[key], None
+            if lloyd_pass is not None:
+                ex.release_after_next_submit(list(lloyd_pass[0]) + lloyd_pass[1].held())
+
+        try:
+            for it in range(max_iter):
+                active = np.flatnonzero(~done)
+                C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
+                moments = need_moments and it == 0
+
+                def step(active=active, C2=C2, e=e, moments=moments, it=it):
+                    if flow["cur"] is None:
+                        flow["cur"] = self._pass(
+                            _lloyd_task, C2, e, n_runs=len(active), n_features=d,
+                            with_inertia=figures,
+                            shift=shift.astype(self.dtype) if moments else None)
+                    if flow["ahead"] is None and pipeline and it + 1 < max_iter:
+                        flow["ahead"] = self._pass(
+                            _lloyd_next_task, flow["cur"][1], n_features=d,
+                            prev=centers[active].copy(), shift=shift, dtype=self.dtype, tol=tol,
+                            tol_abs=tol_abs, first=moments, force_iter=force_iter,
+                            with_inertia=figures)
+                    try:
+                        return self._read(flow["cur"])
+                    except CLUSTER_ERRORS:
+                        drop("cur")
+                        drop("ahead")
+                        raise
+
+                stats, straggled = run_step(step, name="kmeans-lloyd")
+                if moments:
+                    tol_abs = _tol_abs(stats, tol)
+                    const = float(stats["wxx"])
+                sums = np.asarray(stats["sums"]).reshape(len(active), k, d)
+                weights = np.asarray(stats["weights"]).reshape(len(active), k)
+                shown = {}
+                decided = straggled  # True: the pass submitted ahead is not the next one
+                for j, r in enumerate(active):
+                    s, w = sums[j].copy(), weights[j].copy()
+                    if not w.any() and it == 0:
+                        raise ValueError(
+                            "Sample weights must contain at least one non-zero number; got all "
+                            "zeros. Give at least one sample a positive weight.")
+                    if (w == 0).any():
+                        decided = True
+                        self._relocate(s, w, C2[j * k:(j + 1) * k], e[j * k:(j + 1) * k],
+                                       centers[r])
+                    new = _average(s, w)
+                    moved = _moved(new, centers[r])
+                    centers[r] = new
+                    n_iter[r] = it + 1
+                    label = f"Run {r}, iteration" if n_runs > 1 else "Iteration"
+                    if figures:
+                        inertia = const + float(stats["inertia"][j])
+                        shown = {"inertia": min(inertia, shown.get("inertia", np.inf)),
+                                 "shift": max(moved, shown.get("shift", 0.0))}
+                    if self.verbose:
+                        print(f"{label} {it}, inertia {inertia:.6g}, center shift {moved:.6g}.")
+                    if force_iter:
+                        continue
+                    if moved == 0:
+                        done[r] = decided = True
+                        self._say(f"Converged at iteration {it}: strict convergence.")
+                    elif moved <= tol_abs:
+                        done[r] = decided = True
+                        self._say(f"Converged at iteration {it}: center shift {moved:.6g} "
+                                  f"within tolerance {tol_abs:.6g}.")
+                bar.step(**shown)
+                drop("cur")
+                if decided:
+                    drop("ahead")
+                flow["cur"], flow["ahead"] = flow["ahead"], None
+                if done.all():
+                    break
+        finally:
+            drop("cur")
+            drop("ahead")
 
     def assign(self, centers, *, return_labels):
         """Final E-step: exact inertia and cluster sizes of every run, labels if asked."""

@@ -91,6 +91,32 @@ class Replicated(dict):
         """One of the copies (for bringing the value to the client)."""
         return self._copy(next(iter(self)))
 
+    def result(self, client=None):
+        """The value, on the client.
+
+        For a fold left to consumers, the partial results are gathered and folded on the
+        client, in the order every worker folds them (so to the same bits as each worker's
+        copy), with no fold task and no task hop; otherwise one copy is gathered.
+
+        Parameters
+        ----------
+        client : distributed.Client, default=None
+            By default the active Client, else Dask's threaded scheduler.
+
+        Returns
+        -------
+        object
+            The value.
+        """
+        if self._lazy is not None:
+            ex, fold, args, _ = self._lazy
+            at = [i for i, a in enumerate(args) if hasattr(a, "key")]
+            values = list(args)
+            for i, v in zip(at, ex.gather([args[i] for i in at])):
+                values[i] = v
+            return fold(*values)
+        return get_executor(client).gather(self.any())
+
 
 def _resolve(arg):
     """An argument of a task, with a fold left to consumers (see Replicated) carried out."""
@@ -143,7 +169,7 @@ def _as_partitions(data, ex):
 
 
 def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, retries=None,
-                   speculative=None, with_index=False, client=None, **kwargs):
+                   speculative=None, with_index=False, block=True, client=None, **kwargs):
     """Run ``fn`` on every row-partition of ``data`` on the cluster.
 
     Parameters
@@ -177,6 +203,12 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
         a finished copy.
     with_index : bool, default=False
         Pass ``partition=i`` (the partition's index) to ``fn``, e.g. to derive seeds.
+    block : bool, default=True
+        A speculative stage (see ``speculative``) returns once every task has a finished copy.
+        With ``False`` it returns as soon as its tasks are submitted, so that the caller can
+        submit the stage that follows (a driver loop one iteration ahead) before waiting; it
+        then watches for stragglers when the caller waits for it with :meth:`Parts.settle`.
+        Other stages never block.
     client : distributed.Client, default=None
         By default the active Client, else Dask's threaded scheduler (no speculation).
     **kwargs
@@ -188,7 +220,8 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
         One handle per task (a ``distributed.Future``, or a ``Delayed`` on the local scheduler)
         holding ``fn``'s result for the task's partitions: folded by ``combine`` when given,
         else a list of per-partition results (the result itself with ``"partition"``).
-        ``Parts.workers`` and ``Parts.partitions`` say where each ran and what it covers.
+        ``Parts.workers`` and ``Parts.partitions`` say where each ran and what it covers;
+        ``Parts.n_backups`` how many speculative copies were launched (known once settled).
 
     Examples
     --------
@@ -247,10 +280,10 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
                                     key=(backup_prefix, j), worker=target, retries=retries,
                                     priority=100)
 
-        winners, n_backups = run_speculative(ex, handles, make_backup)
-        result = Parts(winners, workers=workers, partitions=[idx for _, idx in groups])
-        result.n_backups = n_backups
-        return result
+        result = Parts(handles, workers=workers, partitions=[idx for _, idx in groups])
+        result._settle = lambda originals: run_speculative(ex, originals, make_backup)
+        return result.settle() if block else result
     result = Parts(handles, workers=workers, partitions=[idx for _, idx in groups])
-    result.n_backups = 0
+    if ex.distributed:
+        result._settle = lambda originals: (ex.wait(originals), (originals, 0))[1]
     return result

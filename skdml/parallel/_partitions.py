@@ -28,6 +28,32 @@ class Parts(list):
         self.workers = list(workers) if workers is not None else [None] * len(self)
         self.partitions = (list(partitions) if partitions is not None
                            else [[i] for i in range(len(self))])
+        self.n_backups = 0
+        self._settle = None
+
+    def settle(self):
+        """Wait until every task has a finished copy, and return the handles of those copies.
+
+        For the result of ``map_partitions(..., block=False)`` on a speculative stage, this is
+        where stragglers get their backup copies (the wait ``map_partitions`` does itself when
+        it blocks); otherwise it waits for the futures (nothing to wait for on the threaded
+        scheduler, where handles are lazy).
+
+        Returns
+        -------
+        Parts
+            ``self`` when every original task finished first, else new Parts (same workers and
+            partitions) holding the winning copies; ``n_backups`` says how many were launched.
+        """
+        if self._settle is not None:
+            settle, self._settle = self._settle, None
+            winners, n_backups = settle(list(self))
+            self.n_backups = n_backups
+            if any(a is not b for a, b in zip(winners, self)):
+                out = Parts(winners, workers=self.workers, partitions=self.partitions)
+                out.n_backups = n_backups
+                return out
+        return self
 
 
 @dataclass

@@ -310,3 +310,110 @@ def test_make_blobs_end_to_end(c):
     X, y = make_blobs(n_samples=2000, n_features=5, centers=4, chunks=500, random_state=1)
     km = KMeans(4, random_state=0).fit(X)
     assert _same_partition(km.labels_.compute(), y.compute())
+
+
+# -- Lloyd passes submitted ahead of the client's reading (cluster only) ------------------------
+def _fits(X, **kw):
+    km = KMeans(**kw).fit(X)
+    return km, km.labels_.compute() if hasattr(km.labels_, "compute") else km.labels_
+
+
+@pytest.mark.parametrize("case", ["converges", "runs-stop-apart", "empty-cluster", "weights",
+                                  "max-iter"])
+def test_passes_submitted_ahead_give_the_client_loop_bits(c, monkeypatch, case):
+    # Each pass's tasks compute their centers from the last pass's sums, as the client does;
+    # any difference in bits, or in when a run stops or a cluster is re-seeded, shows here.
+    from skdml.cluster import _kmeans
+
+    X = _hard_data(n=600, d=4)
+    sw = None
+    kw = dict(n_clusters=5, init="k-means++", n_init=1, random_state=1)
+    if case == "runs-stop-apart":
+        kw.update(init="random", n_init=4)
+    elif case == "empty-cluster":
+        kw.update(n_clusters=4, init=np.vstack([X[:3], [[50.0] * 4]]))
+    elif case == "weights":
+        sw = da.from_array(np.random.default_rng(2).uniform(0.2, 3.0, 600), chunks=150)
+    elif case == "max-iter":
+        kw.update(max_iter=4, tol=0)
+    # persisted first: both fits then group the partitions on the workers alike (a sum's
+    # bits depend on its order, which follows where the partitions are)
+    Xd = da.from_array(X, chunks=150).persist()
+    sw = sw.persist() if sw is not None else None
+    results = {}
+    for pipeline in (False, True):
+        monkeypatch.setattr(_kmeans, "_PIPELINE", pipeline)
+        km = KMeans(**kw).fit(Xd, sample_weight=sw)
+        results[pipeline] = (km, km.labels_.compute())
+    (plain, plain_labels), (ahead, ahead_labels) = results[False], results[True]
+    assert plain.n_iter_ > 2
+    assert ahead.n_iter_ == plain.n_iter_
+    assert_array_equal(ahead.cluster_centers_, plain.cluster_centers_)
+    assert ahead.inertia_ == plain.inertia_
+    assert_array_equal(ahead_labels, plain_labels)
+
+
+def _log_passes(monkeypatch):
+    from skdml.cluster import _kmeans
+
+    events = []
+    submit, read = _kmeans._Driver._pass, _kmeans._Driver._read
+
+    def logged_pass(self, fn, *args, **kwargs):
+        events.append("pass")
+        return submit(self, fn, *args, **kwargs)
+
+    def logged_read(lloyd_pass):
+        events.append("read")
+        return read(lloyd_pass)
+
+    monkeypatch.setattr(_kmeans._Driver, "_pass", logged_pass)
+    monkeypatch.setattr(_kmeans._Driver, "_read", staticmethod(logged_read))
+    return events
+
+
+def test_each_pass_goes_out_before_the_last_is_read(c, monkeypatch):
+    events = _log_passes(monkeypatch)
+    X = _hard_data(n=600, d=4)
+    km = KMeans(5, init=X[:5], n_init=1, max_iter=6, tol=0).fit(da.from_array(X, chunks=150))
+    assert km.n_iter_ == 6
+    # the first two passes go out together; then each read is preceded by the next pass
+    assert events == ["pass", "pass", "read"] + ["pass", "read"] * 4 + ["read"]
+
+
+def test_threaded_scheduler_submits_one_pass_per_read(monkeypatch):
+    # without a cluster a pass runs when it is read: one submitted ahead would run twice
+    assert skdml.get_client() is None
+    events = _log_passes(monkeypatch)
+    X = _hard_data(n=600, d=4)
+    KMeans(5, init=X[:5], n_init=1, max_iter=3, tol=0).fit(da.from_array(X, chunks=150))
+    assert events == ["pass", "read"] * 3
+
+
+def test_next_pass_task_skips_when_the_client_must_decide():
+    from skdml.cluster import _kmeans
+
+    X = _hard_data(n=300, d=3)
+    w = np.ones(300)
+    prev = X[None, :4].copy()
+    shift = X[:4].mean(axis=0)
+    C2, e = _kmeans._terms(prev[0], shift, np.float64)
+    stats = _kmeans._lloyd_task(X, w, C2, e, n_runs=1, with_inertia=True, shift=None)
+    kw = dict(prev=prev, shift=shift, dtype=np.float64, tol=1e-4, tol_abs=1e-12, first=False,
+              force_iter=False, with_inertia=True)
+    out = _kmeans._lloyd_next_task(X, w, stats, **kw)
+    new = _kmeans._average(np.asarray(stats["sums"]).reshape(4, 3),
+                           np.asarray(stats["weights"]).reshape(4))
+    C2n, en = _kmeans._terms(new, shift, np.float64)
+    expected = _kmeans._lloyd_task(X, w, C2n, en, n_runs=1, with_inertia=True, shift=None)
+    for key in expected:
+        assert_array_equal(out[key], expected[key])
+    # a run that stops (here: tolerance above its shift) and an empty cluster: skipped
+    assert _kmeans._lloyd_next_task(X, w, stats, **{**kw, "tol_abs": 1e9}) is None
+    empty = dict(stats, weights=np.concatenate([np.asarray(stats["weights"])[:3], [0.0]]))
+    assert _kmeans._lloyd_next_task(X, w, empty, **kw) is None
+    # unless the iterations are forced: then only the empty cluster
+    assert _kmeans._lloyd_next_task(X, w, stats, **{**kw, "tol_abs": 1e9,
+                                                     "force_iter": True}) is not None
+    assert _kmeans._lloyd_next_task(X, w, empty, **{**kw, "force_iter": True}) is None
+    assert _kmeans._add_or_skip(None, stats) is None

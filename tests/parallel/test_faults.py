@@ -391,6 +391,34 @@ def _timed_stages(client, data, kernels):
     return out
 
 
+def test_speculation_of_a_stage_that_does_not_block(tc):
+    # map_partitions(block=False) returns at once; the straggler gets its backup copy while
+    # the caller waits with Parts.settle (a driver that submits its next stage first)
+    workers = sorted(tc.nthreads())
+    names = {a: info["name"] for a, info in tc.scheduler_info()["workers"].items()}
+    placement = [workers[0]] + [workers[1 + i % 3] for i in range(7)]
+    blocks = [tc.submit(_block, 5, i, workers=[w], pure=False, key=f"faults-nb-block-{i}")
+              for i, w in enumerate(placement)]
+    wait(blocks, timeout=10)
+    slow = _straggler_kernel(0, names[workers[0]], base=0.1, extra=4.0)
+    with skdml.config.set(speculation_min_duration=0.05, speculation_interval=0.02):
+        start = time.monotonic()
+        res = map_partitions(slow, blocks, name="nb-straggle", group_by="partition",
+                             with_index=True, block=False, client=tc)
+        assert not any(f.done() for f in res)  # returned before any task could end
+        winners = res.settle()
+        settled = time.monotonic() - start
+    assert winners is not res and winners.n_backups >= 1
+    assert key_split(winners[0].key) == "skdml-nb-straggle-backup"
+    assert winners.workers == res.workers and winners.partitions == res.partitions
+    assert settled < 3.0
+    assert_allclose(np.stack(tc.gather(list(winners))),
+                    np.stack([_block(5, i).sum(axis=0) for i in range(8)]), rtol=1e-12)
+    deadline = time.monotonic() + 10
+    while sum(tc.run(_executing).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_speculation_beats_a_straggler(tc):
     workers = sorted(tc.nthreads())
     names = {a: info["name"] for a, info in tc.scheduler_info()["workers"].items()}

@@ -175,6 +175,30 @@ def test_allreduce_fold_is_left_to_its_consumers(c):
     assert {f.key for f in total.values()} <= {f.key for f in total.held()}
 
 
+def test_allreduce_result_on_the_client_has_the_workers_bits(c):
+    # on the fold path the client folds the gathered partials itself: no fold task, and the
+    # same bits as the copy each worker's tasks fold
+    X = da.from_array(np.random.default_rng(4).random((40, 3)), chunks=(5, 3))
+    parts = persist_partitions(X)
+    sums = map_partitions(lambda b: b.sum(0) / 7, parts, combine=add, name="t-res-sum")
+    total = allreduce(sums, op="sum", name="t-res")
+    value = total.result()
+    assert c.run_on_scheduler(_keys_named, "t-res-fold") == []
+    used = map_partitions(_exact_total, parts, total, name="t-res-use")
+    for per_worker in c.gather(list(used)):
+        for copy in per_worker:
+            assert_array_equal(copy, value)
+    # a value with a copy on every worker (here sharded): one copy is gathered
+    sharded = allreduce(sums, op="sum", name="t-res-shard", shard=True)
+    assert all(h is not None for h in dict.values(sharded))
+    assert_allclose(sharded.result(), value, rtol=1e-14)
+
+
+def test_allreduce_result_local_scheduler():
+    parts = [dask.delayed(np.arange(3.0) + i) for i in range(5)]
+    assert_array_equal(allreduce(parts, op="sum").result(), np.arange(3.0) * 5 + 10)
+
+
 # -- broadcast, map_partitions -----------------------------------------------------------------
 def test_broadcast_one_copy_per_worker(c):
     rep = broadcast(np.arange(3.0))
