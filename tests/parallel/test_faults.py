@@ -400,7 +400,7 @@ def test_speculation_of_a_stage_that_does_not_block(tc):
     blocks = [tc.submit(_block, 5, i, workers=[w], pure=False, key=f"faults-nb-block-{i}")
               for i, w in enumerate(placement)]
     wait(blocks, timeout=10)
-    slow = _straggler_kernel(0, names[workers[0]], base=0.1, extra=4.0)
+    slow = _straggler_kernel(0, names[workers[0]], base=0.3, extra=4.0)
     with skdml.config.set(speculation_min_duration=0.05, speculation_interval=0.02):
         start = time.monotonic()
         res = map_partitions(slow, blocks, name="nb-straggle", group_by="partition",
@@ -411,7 +411,7 @@ def test_speculation_of_a_stage_that_does_not_block(tc):
     assert winners is not res and winners.n_backups >= 1
     assert key_split(winners[0].key) == "skdml-nb-straggle-backup"
     assert winners.workers == res.workers and winners.partitions == res.partitions
-    assert settled < 3.0
+    assert settled < 4.0  # the straggler alone takes 4.3 s
     assert_allclose(np.stack(tc.gather(list(winners))),
                     np.stack([_block(5, i).sum(axis=0) for i in range(8)]), rtol=1e-12)
     deadline = time.monotonic() + 10
