@@ -576,11 +576,6 @@ class _Epoch:
             self.inflight.append(list(out))  # the round's local results
             self.t += plan.advance(self.r)
             self.r += 1
-            if self.r == plan.n_rounds:
-                # the epoch's model, to be read by the client: its fold task goes out now,
-                # ahead of the next epoch's tasks on its worker (the rounds' folds run inside
-                # the next round), once per epoch
-                self.handles.append(self.cur.any())
         if run.early_stopping and self.val is None:
             self.val = map_partitions(
                 partial(_validate_task, seed=run.seed, n_val=run.n_val, cfg=run.cfg),
@@ -592,8 +587,9 @@ class _Epoch:
     def result(self):
         """(state, validation sums or None), on the client."""
         self.pump(block=True)
-        ex = self.run.ex
-        state = ex.gather(self.cur.any())
+        # the epoch's model: its partials folded on the client, to the bits the workers'
+        # next round folds them to (no fold task, no task hop)
+        state = self.cur.result()
         val = aggregate(self.val, _add_states, name="sgd-validate-sum") \
             if self.val is not None else None
         return dict(state), val
