@@ -233,6 +233,8 @@ def map_partitions(fn, data, *args, name="map", combine=None, group_by=None, ret
     array([100., 100., 100.])
     """
     ex = get_executor(client)
+    if not isinstance(block, bool):
+        raise TypeError(f"block must be True or False; got {block!r}.")
     parts = _as_partitions(data, ex)
     group_by = _config.get("group_by") if group_by is None else group_by
     speculative = _config.get("speculative") if speculative is None else speculative

@@ -260,6 +260,8 @@ def test_tasks_get_aligned_blocks():
 def test_map_partitions_rejects_unknown_data():
     with pytest.raises(TypeError, match="takes a Dask array"):
         map_partitions(lambda b: b, "not data")
+    with pytest.raises(TypeError, match="block must be True or False; got 'no'"):
+        map_partitions(lambda b: b, da.ones((4, 2), chunks=2), block="no")
 
 
 def test_persist_partitions_checks_alignment_and_feature_chunks():
