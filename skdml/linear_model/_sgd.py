@@ -33,6 +33,7 @@ from numbers import Integral, Real
 import dask
 import dask.array as da
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils import check_random_state
@@ -959,7 +960,7 @@ class _BaseSGD(BaseEstimator):
         intercept = np.zeros(n_outputs, dtype=dtype)
         if coef_init is None and self.warm_start and getattr(self, "coef_", None) is not None \
                 and not partial:
-            coef_init, intercept_init = self.coef_, self.intercept_
+            coef_init, intercept_init = self._host_coef(), self.intercept_
         if coef_init is not None:
             ci = np.asarray(to_host(coef_init), dtype=dtype)
             if ci.size != n_outputs * n_features or (n_outputs > 1 and ci.shape != coef.shape):
@@ -990,8 +991,45 @@ class _BaseSGD(BaseEstimator):
         check_n_features(self, adapted, reset=False)
         return adapted
 
+    def _host_coef(self):
+        """``coef_`` as a dense host array (it is a scipy.sparse matrix after ``sparsify``)."""
+        coef = self.coef_
+        return coef.toarray() if sp.issparse(coef) else np.asarray(to_host(coef))
+
+    def sparsify(self):
+        """Convert ``coef_`` to a ``scipy.sparse`` CSR matrix, like scikit-learn's linear models.
+
+        Worth it when most coefficients are zero (an L1 or elastic-net penalty): a CSR matrix
+        takes less memory than the dense array. Predictions are unchanged. Fitting again sets
+        a dense ``coef_``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        check_is_fitted(self)
+        if not sp.issparse(self.coef_):
+            self.coef_ = sp.csr_matrix(np.atleast_2d(self._host_coef()))
+        return self
+
+    def densify(self):
+        """Convert a ``coef_`` made sparse by ``sparsify`` back to a dense NumPy array (of the
+        shape it had before); a dense ``coef_`` is left as it is.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        check_is_fitted(self)
+        if sp.issparse(self.coef_):
+            dense = self.coef_.toarray()
+            self.coef_ = dense if self._classifier else dense.reshape(-1)
+        return self
+
     def _model_on(self, adapted):
-        coef = np.asarray(to_host(self.coef_)).reshape(-1, self.n_features_in_)
+        coef = self._host_coef().reshape(-1, self.n_features_in_)
         intercept = np.asarray(to_host(self.intercept_)).reshape(-1)
         return asarray_like(coef, adapted.X), asarray_like(intercept, adapted.X)
 
@@ -1059,6 +1097,10 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     epsilon : float, default=0.1
         Epsilon of the 'huber', 'epsilon_insensitive' and 'squared_epsilon_insensitive'
         losses.
+    n_jobs : int or None, default=None
+        Not used: the work is spread over the Dask cluster's workers, and all classes are
+        trained together in one pass. Accepted so that code written for scikit-learn's
+        ``SGDClassifier(n_jobs=...)`` runs unchanged.
     random_state : int, RandomState instance or None, default=None
         Seed of the shuffles and of the validation split.
     learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive'}, default='optimal'
@@ -1161,12 +1203,13 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         **_BaseSGD._parameter_constraints,
         "loss": [StrOptions(set(kernels.CLASSIFICATION_LOSSES))],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(self, loss="hinge", *, penalty="l2", alpha=0.0001, l1_ratio=0.15,
                  fit_intercept=True, max_iter=1000, tol=1e-3, shuffle="batches", verbose=0,
-                 epsilon=0.1, random_state=None, learning_rate="optimal", eta0=0.01,
-                 power_t=0.5, early_stopping=False, validation_fraction=0.1,
+                 epsilon=0.1, n_jobs=None, random_state=None, learning_rate="optimal",
+                 eta0=0.01, power_t=0.5, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, class_weight=None, warm_start=False, average=False,
                  batch_size="auto", sync_every="epoch"):
         self.loss = loss
@@ -1179,6 +1222,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         self.shuffle = shuffle
         self.verbose = verbose
         self.epsilon = epsilon
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.learning_rate = learning_rate
         self.eta0 = eta0
@@ -1384,7 +1428,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         adapted = self._adapt_predict(X)
         coef, intercept = self._model_on(adapted)
         Xd = adapted.X
-        dtype = np.result_type(Xd.dtype, np.asarray(to_host(self.coef_)).dtype)
+        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         if coef.shape[0] == 1:
             out = Xd.map_blocks(_decision_block, coef, intercept, True, drop_axis=1,
                                 chunks=(Xd.chunks[0],), dtype=dtype,
@@ -1433,7 +1477,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
         coef, intercept = self._model_on(adapted)
         Xd = adapted.X
         k = len(self.classes_)
-        dtype = np.result_type(Xd.dtype, np.asarray(to_host(self.coef_)).dtype)
+        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         out = Xd.map_blocks(_proba_block, coef, intercept, self.loss, log,
                             chunks=(Xd.chunks[0], (k,)), dtype=dtype,
                             meta=self._meta(adapted, 2, dtype))
@@ -1743,7 +1787,7 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
         adapted = self._adapt_predict(X)
         coef, intercept = self._model_on(adapted)
         Xd = adapted.X
-        dtype = np.result_type(Xd.dtype, np.asarray(to_host(self.coef_)).dtype)
+        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         out = Xd.map_blocks(_decision_block, coef, intercept, True, drop_axis=1,
                             chunks=(Xd.chunks[0],), dtype=dtype,
                             meta=self._meta(adapted, 1, dtype))

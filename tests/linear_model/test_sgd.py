@@ -400,6 +400,67 @@ def test_warm_start_and_init(c):
         SGDClassifier().fit(X, y, intercept_init=np.zeros(3))
 
 
+@pytest.mark.parametrize("Est, n_classes", [(SGDClassifier, 2), (SGDClassifier, 3),
+                                            (SGDRegressor, None)])
+def test_sparsify_and_densify(c, Est, n_classes):
+    if n_classes is None:
+        X, y = make_regression(400, 12, n_informative=3, noise=1.0, random_state=0)
+        y = y / y.std()
+        kw = {}
+    else:
+        X, y = make_classification(400, 12, n_informative=3, n_classes=n_classes,
+                                   n_clusters_per_class=1, random_state=0)
+        kw = {"loss": "log_loss"}
+    est = Est(penalty="l1", alpha=0.01, max_iter=5, tol=None, random_state=0, **kw)
+    with pytest.raises(NotFittedError):
+        est.sparsify()
+    with pytest.raises(NotFittedError):
+        est.densify()
+    est.fit(_dask(X), _dask(y))
+    dense = est.coef_.copy()
+    assert 0 < np.count_nonzero(dense) < dense.size  # L1 left some coefficients at zero
+    methods = ["predict"] + (["decision_function", "predict_proba", "score"]
+                             if n_classes else [])
+    before = {m: (getattr(est, m)(X, y) if m == "score" else getattr(est, m)(X))
+              for m in methods}
+    lazy = est.predict(_dask(X)).compute()
+    assert est.sparsify() is est
+    assert sp.issparse(est.coef_) and est.coef_.format == "csr"
+    assert est.coef_.nnz == np.count_nonzero(dense)
+    assert_array_equal(est.coef_.toarray().reshape(dense.shape), dense)
+    for m, value in before.items():  # numpy input, and Dask input below
+        assert_array_equal(est.score(X, y) if m == "score" else getattr(est, m)(X), value)
+    assert_array_equal(est.predict(_dask(X)).compute(), lazy)
+    assert est.sparsify() is est and sp.issparse(est.coef_)  # twice: unchanged
+    assert est.densify() is est
+    assert isinstance(est.coef_, np.ndarray) and est.coef_.shape == dense.shape
+    assert_array_equal(est.coef_, dense)
+    assert est.densify() is est  # a dense coef_ is left as it is
+    # fitting again, cold or warm, after sparsify: a dense coef_, the same model as without
+    def warm():
+        return Est(penalty="l1", alpha=0.01, max_iter=5, tol=None, random_state=0,
+                   warm_start=True, **kw)
+
+    ref = warm().fit(X, y).fit(X, y).coef_
+    warm = warm().fit(X, y).sparsify().fit(X, y)
+    assert isinstance(warm.coef_, np.ndarray)
+    assert_array_equal(warm.coef_, ref)
+    est.sparsify()
+    est.partial_fit(X, y, **({"classes": np.unique(y)} if n_classes else {}))
+    assert isinstance(est.coef_, np.ndarray) and est.coef_.shape == dense.shape
+
+
+def test_n_jobs_is_accepted_and_changes_nothing(c):
+    X, y = make_classification(300, 6, n_classes=3, n_informative=4, random_state=0)
+    plain = SGDClassifier(max_iter=3, tol=None, random_state=0).fit(X, y)
+    for n_jobs in (-1, 1, 4):
+        clf = SGDClassifier(max_iter=3, tol=None, random_state=0, n_jobs=n_jobs).fit(X, y)
+        assert clf.get_params()["n_jobs"] == n_jobs
+        assert_array_equal(clf.coef_, plain.coef_)
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        SGDClassifier(n_jobs="all").fit(X, y)
+
+
 def test_average(c):
     Xtr, Xte, ytr, yte = problem("digits")
     avg = SGDClassifier(loss="hinge", average=True, max_iter=3, tol=None, random_state=0)
