@@ -1029,9 +1029,12 @@ class _BaseSGD(BaseEstimator):
         return self
 
     def _model_on(self, adapted):
+        """``(coef, intercept, dtype)``: the model next to the data, and the dtype of the
+        scores (that of the data and the coefficients together)."""
         coef = self._host_coef().reshape(-1, self.n_features_in_)
         intercept = np.asarray(to_host(self.intercept_)).reshape(-1)
-        return asarray_like(coef, adapted.X), asarray_like(intercept, adapted.X)
+        dtype = np.result_type(adapted.X.dtype, coef.dtype)
+        return asarray_like(coef, adapted.X), asarray_like(intercept, adapted.X), dtype
 
     @staticmethod
     def _give_back(adapted, out, **kw):
@@ -1426,9 +1429,8 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             The scores (lazy for Dask input); 1-D for binary problems.
         """
         adapted = self._adapt_predict(X)
-        coef, intercept = self._model_on(adapted)
+        coef, intercept, dtype = self._model_on(adapted)
         Xd = adapted.X
-        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         if coef.shape[0] == 1:
             out = Xd.map_blocks(_decision_block, coef, intercept, True, drop_axis=1,
                                 chunks=(Xd.chunks[0],), dtype=dtype,
@@ -1454,7 +1456,7 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
             The labels (lazy for Dask input).
         """
         adapted = self._adapt_predict(X)
-        coef, intercept = self._model_on(adapted)
+        coef, intercept, _ = self._model_on(adapted)
         Xd = adapted.X
         classes = self.classes_
         meta = np.empty((0,), dtype=classes.dtype)
@@ -1474,10 +1476,9 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
 
     def _proba(self, X, log):
         adapted = self._adapt_predict(X)
-        coef, intercept = self._model_on(adapted)
+        coef, intercept, dtype = self._model_on(adapted)
         Xd = adapted.X
         k = len(self.classes_)
-        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         out = Xd.map_blocks(_proba_block, coef, intercept, self.loss, log,
                             chunks=(Xd.chunks[0], (k,)), dtype=dtype,
                             meta=self._meta(adapted, 2, dtype))
@@ -1785,9 +1786,8 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
             Predicted values (lazy for Dask input).
         """
         adapted = self._adapt_predict(X)
-        coef, intercept = self._model_on(adapted)
+        coef, intercept, dtype = self._model_on(adapted)
         Xd = adapted.X
-        dtype = np.result_type(Xd.dtype, self._host_coef().dtype)
         out = Xd.map_blocks(_decision_block, coef, intercept, True, drop_axis=1,
                             chunks=(Xd.chunks[0],), dtype=dtype,
                             meta=self._meta(adapted, 1, dtype))
