@@ -57,6 +57,7 @@ from ..parallel import (
     persist_partitions,
     run_step,
 )
+from ..parallel._executor import new_name
 from . import _kmeans_fused as F
 from . import _kmeans_kernels as K
 
@@ -864,8 +865,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             if kind == "array" else None
         entropy = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
+        # a new name every fit: a persisted array keeps its lazy original's name, so a name
+        # derived from Xd could meet an earlier fit's key computed another way (see
+        # skdml.linear_model._sgd._aligned)
         layout = Xd.map_blocks(_kernel_layout, jit=_jit(), dtype=Xd.dtype, meta=Xd._meta,
-                               name=f"skdml-kmeans-layout-{tokenize(Xd)}")
+                               name=new_name("kmeans-layout"))
         parts = persist_partitions(layout, sw)
         try:
             driver = _Driver(parts, n_clusters=self.n_clusters, dtype=dtype, entropy=entropy,

@@ -67,6 +67,7 @@ from ..parallel import (
     run_step,
     tree_reduce,
 )
+from ..parallel._executor import new_name
 from ..parallel._partitions import aligned_block
 from . import _sgd_fused as fused
 from . import _sgd_kernels as kernels
@@ -291,11 +292,17 @@ def _validate_task(X, y, w, state, *, partition, seed, n_val, cfg):
 
 def _aligned(arr):
     """A Dask array whose chunks are aligned on the worker that holds them (persisted so,
-    every later task reads them without a copy; see ``skdml.parallel._partitions.aligned_block``)."""
+    every later task reads them without a copy; see ``skdml.parallel._partitions.aligned_block``).
+
+    Its name is new in every call: the name of an array does not say how it is computed (a
+    persisted array keeps its lazy original's name), so a name derived from it could meet a
+    key of an earlier fit, still on the cluster, that was computed another way (distributed
+    warns of failures and deadlocks when a key changes its task).
+    """
     if arr is None:
         return None
     return arr.map_blocks(aligned_block, dtype=arr.dtype, meta=arr._meta,
-                          name=f"skdml-sgd-align-{dask.base.tokenize(arr)}")
+                          name=new_name("sgd-align"))
 
 
 def _persist(X, y, w, **summary):

@@ -419,3 +419,18 @@ def test_next_pass_task_skips_when_the_client_must_decide():
                                                      "force_iter": True}) is not None
     assert _kmeans._lloyd_next_task(X, w, empty, **{**kw, "force_iter": True}) is None
     assert _kmeans._add_or_skip(None, stats) is None
+
+
+def test_refit_on_the_persisted_input_reuses_no_key_of_the_lazy_fit(c, caplog):
+    """A persisted array keeps its lazy original's name: a fit on each must not submit a key
+    of the other computed another way (distributed warns of failures and deadlocks then)."""
+    X, _ = sk_make_blobs(n_samples=400, n_features=4, centers=3, random_state=0)
+    Xl = da.from_array(X, chunks=100) * 1.0  # lazy: the stage is fused with the product
+    init = X[:3]
+    with caplog.at_level("WARNING", logger="distributed.scheduler"):
+        first = KMeans(3, init=init, n_init=1).fit(Xl)
+        Xp = c.persist(Xl)
+        assert Xp.name == Xl.name
+        second = KMeans(3, init=init, n_init=1).fit(Xp)
+    assert "different `run_spec`" not in caplog.text
+    assert_allclose(first.cluster_centers_, second.cluster_centers_)

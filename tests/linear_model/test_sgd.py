@@ -786,3 +786,18 @@ def test_large_starting_model_is_copied_to_the_workers_first(c, monkeypatch):
     assert _model_copies(c) > copies
     assert_array_equal(large.coef_, small.coef_)
     assert_array_equal(large.intercept_, small.intercept_)
+
+
+def test_refit_on_the_persisted_input_reuses_no_key_of_the_lazy_fit(c, caplog):
+    """A persisted array keeps its lazy original's name: a fit on each must not submit a key
+    of the other computed another way (distributed warns of failures and deadlocks then)."""
+    X, y = make_classification(n_samples=400, n_features=6, random_state=0)
+    Xl = da.from_array(X, chunks=100) * 1.0  # lazy: the stage is fused with the product
+    yl = da.from_array(y, chunks=100)
+    with caplog.at_level("WARNING", logger="distributed.scheduler"):
+        first = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(Xl, yl)
+        Xp, yp = c.persist([Xl, yl])
+        assert Xp.name == Xl.name
+        second = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(Xp, yp)
+    assert "different `run_spec`" not in caplog.text
+    assert_array_equal(first.coef_, second.coef_)
