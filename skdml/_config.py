@@ -35,6 +35,14 @@ defaults = {
     "progress": False,
     # Use compiled (Numba) kernels for NumPy partitions where an estimator has them.
     "jit": True,
+    # Iterative stages that support it run as worker-resident loops on a distributed cluster
+    # (one task per worker thread for all the rounds, see skdml.parallel.run_resident); False
+    # runs every round as tasks of its own (retries and speculation per round).
+    "resident": True,
+    # Seconds a member of a resident loop waits for a peer that is alive but sends nothing
+    # (e.g. its worker is busy with other work) before the loop gives up and its caller goes
+    # on round by round.
+    "resident_timeout": 30.0,
 }
 
 dask.config.update_defaults({"skdml": dict(defaults)})

@@ -58,6 +58,7 @@ from ..parallel import (
     run_step,
 )
 from ..parallel._executor import new_name
+from ..parallel._resident import ResidentLoopAborted, run_resident
 from . import _kmeans_fused as F
 from . import _kmeans_kernels as K
 
@@ -130,6 +131,38 @@ def _lloyd_next_task(X, w, stats, *, prev, shift, dtype, tol, tol_abs, first, fo
     C2, e = _terms(new.reshape(-1, new.shape[-1]), shift, dtype)
     return _lloyd_task(X, w, C2, e, n_runs=new.shape[0], with_inertia=with_inertia,
                        shift=None, jit=jit)
+
+
+def _resident_lloyd(blocks, comm, *, centers, shift, dtype, tol, tol_abs, start, max_iter,
+                    need_moments, force_iter, jit=True):
+    """Lloyd passes on one member of a resident loop (:func:`skdml.parallel.run_resident`):
+    its partitions' statistics, summed across the members by ``comm.allreduce``, then the next
+    centers computed as the client computes them (:func:`_next_centers`, the same bits on every
+    member), until the client must decide (an empty cluster, a run that stops) or the last
+    pass. Returns (the last pass's number, the centers it used, its summed statistics, the
+    absolute tolerance from the first pass's moments)."""
+    n_runs, k, d = centers.shape
+    prev = centers
+    it = start
+    while True:
+        moments = need_moments and it == 0
+        C2, e = _terms(prev.reshape(-1, d), shift, dtype)
+        local = None
+        for X, w in blocks:
+            part = _lloyd_task(X, w, C2, e, n_runs=n_runs, with_inertia=False,
+                               shift=shift.astype(dtype) if moments else None, jit=jit)
+            local = part if local is None else K.add_stats(local, part)
+        stats = comm.allreduce(local, K.add_stats)
+        if it + 1 >= max_iter:
+            return it, prev, stats, tol_abs
+        new = _next_centers(stats, prev, tol=tol, tol_abs=tol_abs, first=moments,
+                            force_iter=force_iter)
+        if new is None:
+            return it, prev, stats, tol_abs
+        if moments:
+            tol_abs = _tol_abs(stats, tol)
+        prev = new
+        it += 1
 
 
 def _add_or_skip(a, b):
@@ -508,101 +541,153 @@ class _Driver:
                  figures, bar):
         """The loop of :meth:`lloyd`; updates ``centers``, ``n_iter`` and ``done`` in place.
 
-        On a cluster, each pass goes out before the client reads the one before it: its tasks
-        take that pass's statistics (summed by ``allreduce``, on the workers) and compute the
-        next centers themselves, as the client does (:func:`_next_centers`), so a pass starts
-        when the last one ends, not after a client round trip. When the client's reading
-        differs from the tasks' (an empty cluster, a run that stops, a straggler's backup won),
-        the pass is dropped (its tasks skip their work) and the next one goes out from the
-        client's centers.
+        On a cluster, the passes run as a worker-resident loop (:func:`_resident_lloyd`, one
+        task per worker thread for as many passes as the tasks can decide alone), unless the
+        ``resident`` setting is off or per-iteration figures are shown. The client then takes
+        the last pass's statistics and decides as it does after any pass (an empty cluster to
+        re-seed, a run that stops). If a member of the loop dies or stops answering, the
+        iterations go on from the centers the client holds, pass by pass:
+
+        each pass goes out before the client reads the one before it: its tasks take that
+        pass's statistics (summed by ``allreduce``, on the workers) and compute the next
+        centers themselves, as the client does (:func:`_next_centers`), so a pass starts when
+        the last one ends, not after a client round trip. When the client's reading differs
+        from the tasks' (an empty cluster, a run that stops, a straggler's backup won), the pass
+        is dropped (its tasks skip their work) and the next one goes out from the client's
+        centers.
         """
         n_runs, k, d = centers.shape
-        tol_abs = 0.0
-        const = 0.0
         ex = get_executor()
         # on the threaded scheduler a pass runs when it is read, so one submitted ahead would
         # recompute the pass it builds on
         pipeline = ex.distributed and _PIPELINE
-        flow = {"cur": None, "ahead": None}
+        resident = ex.distributed and bool(_config.get("resident")) and not figures
+        flow = {"cur": None, "ahead": None, "tol_abs": 0.0, "const": 0.0}
 
         def drop(key):
             lloyd_pass, flow[key] = flow[key], None
             if lloyd_pass is not None:
                 ex.release_after_next_submit(list(lloyd_pass[0]) + lloyd_pass[1].held())
 
+        def driver_pass(it, active, C2, e, moments):
+            """The statistics of pass ``it``, run as tasks of its own."""
+            def step():
+                if flow["cur"] is None:
+                    flow["cur"] = self._pass(
+                        _lloyd_task, C2, e, n_runs=len(active), n_features=d,
+                        with_inertia=figures,
+                        shift=shift.astype(self.dtype) if moments else None)
+                if flow["ahead"] is None and pipeline and it + 1 < max_iter:
+                    flow["ahead"] = self._pass(
+                        _lloyd_next_task, flow["cur"][1], n_features=d,
+                        prev=centers[active].copy(), shift=shift, dtype=self.dtype, tol=tol,
+                        tol_abs=flow["tol_abs"], first=moments, force_iter=force_iter,
+                        with_inertia=figures)
+                try:
+                    return self._read(flow["cur"])
+                except CLUSTER_ERRORS:
+                    drop("cur")
+                    drop("ahead")
+                    raise
+
+            return run_step(step, name="kmeans-lloyd")
+
         try:
-            for it in range(max_iter):
+            it = 0
+            while it < max_iter:
                 active = np.flatnonzero(~done)
-                C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
-                moments = need_moments and it == 0
-
-                def step(active=active, C2=C2, e=e, moments=moments, it=it):
-                    if flow["cur"] is None:
-                        flow["cur"] = self._pass(
-                            _lloyd_task, C2, e, n_runs=len(active), n_features=d,
-                            with_inertia=figures,
-                            shift=shift.astype(self.dtype) if moments else None)
-                    if flow["ahead"] is None and pipeline and it + 1 < max_iter:
-                        flow["ahead"] = self._pass(
-                            _lloyd_next_task, flow["cur"][1], n_features=d,
-                            prev=centers[active].copy(), shift=shift, dtype=self.dtype, tol=tol,
-                            tol_abs=tol_abs, first=moments, force_iter=force_iter,
-                            with_inertia=figures)
+                if resident:
                     try:
-                        return self._read(flow["cur"])
-                    except CLUSTER_ERRORS:
-                        drop("cur")
-                        drop("ahead")
-                        raise
-
-                stats, straggled = run_step(step, name="kmeans-lloyd")
-                if moments:
-                    tol_abs = _tol_abs(stats, tol)
-                    const = float(stats["wxx"])
-                sums = np.asarray(stats["sums"]).reshape(len(active), k, d)
-                weights = np.asarray(stats["weights"]).reshape(len(active), k)
-                shown = {}
-                decided = straggled  # True: the pass submitted ahead is not the next one
-                for j, r in enumerate(active):
-                    s, w = sums[j].copy(), weights[j].copy()
-                    if not w.any() and it == 0:
-                        raise ValueError(
-                            "Sample weights must contain at least one non-zero number; got all "
-                            "zeros. Give at least one sample a positive weight.")
-                    if (w == 0).any():
-                        decided = True
-                        self._relocate(s, w, C2[j * k:(j + 1) * k], e[j * k:(j + 1) * k],
-                                       centers[r])
-                    new = _average(s, w)
-                    moved = _moved(new, centers[r])
-                    centers[r] = new
-                    n_iter[r] = it + 1
-                    label = f"Run {r}, iteration" if n_runs > 1 else "Iteration"
-                    if figures:
-                        inertia = const + float(stats["inertia"][j])
-                        shown = {"inertia": min(inertia, shown.get("inertia", np.inf)),
-                                 "shift": max(moved, shown.get("shift", 0.0))}
-                    if self.verbose:
-                        print(f"{label} {it}, inertia {inertia:.6g}, center shift {moved:.6g}.")
-                    if force_iter:
+                        it, used, stats, tol_abs = self._resident(
+                            centers[active], shift, start=it, max_iter=max_iter, tol=tol,
+                            tol_abs=flow["tol_abs"], need_moments=need_moments,
+                            force_iter=force_iter)
+                    except ResidentLoopAborted as exc:
+                        self._say(f"Resident Lloyd loop ended early ({exc}); going on pass "
+                                  "by pass.")
+                        resident = False
                         continue
-                    if moved == 0:
-                        done[r] = decided = True
-                        self._say(f"Converged at iteration {it}: strict convergence.")
-                    elif moved <= tol_abs:
-                        done[r] = decided = True
-                        self._say(f"Converged at iteration {it}: center shift {moved:.6g} "
-                                  f"within tolerance {tol_abs:.6g}.")
-                bar.step(**shown)
+                    centers[active] = used
+                    if it > 0:
+                        flow["tol_abs"] = tol_abs  # from the loop's first pass
+                    straggled = True  # nothing was submitted ahead of this pass
+                    moments = need_moments and it == 0
+                    C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
+                else:
+                    C2, e = _terms(centers[active].reshape(-1, d), shift, self.dtype)
+                    moments = need_moments and it == 0
+                    stats, straggled = driver_pass(it, active, C2, e, moments)
+                decided = self._decide(stats, it, active, C2, e, centers, n_iter, done, tol,
+                                       moments, force_iter, figures, flow, straggled, bar)
                 drop("cur")
                 if decided:
                     drop("ahead")
                 flow["cur"], flow["ahead"] = flow["ahead"], None
+                it += 1
                 if done.all():
                     break
         finally:
             drop("cur")
             drop("ahead")
+
+    def _resident(self, prev, shift, *, start, max_iter, tol, tol_abs, need_moments, force_iter):
+        """Passes ``start``, ``start + 1``, ... as a worker-resident loop, up to the first
+        pass whose next centers the client must decide. Returns (that pass's number, the
+        centers it used, its summed statistics, the absolute tolerance)."""
+        out = run_resident(self.parts, _resident_lloyd, name="kmeans-lloyd",
+                           centers=np.ascontiguousarray(prev, dtype=np.float64), shift=shift,
+                           dtype=self.dtype, tol=tol, tol_abs=tol_abs, start=start,
+                           max_iter=max_iter, need_moments=need_moments,
+                           force_iter=force_iter, jit=_jit())
+        it, used, stats, tol_abs = out[0]
+        if it > start:
+            self._say(f"Iterations {start} to {it - 1} ran resident on the workers.")
+        return it, used, stats, tol_abs
+
+    def _decide(self, stats, it, active, C2, e, centers, n_iter, done, tol, moments,
+                force_iter, figures, flow, straggled, bar):
+        """The client's reading of pass ``it``: new centers, re-seeded empty clusters, runs
+        that stop. Returns True when the pass submitted ahead (if any) is not the next one."""
+        k, d = centers.shape[1:]
+        if moments:
+            flow["tol_abs"] = _tol_abs(stats, tol)
+            flow["const"] = float(stats["wxx"])
+        tol_abs = flow["tol_abs"]
+        sums = np.asarray(stats["sums"]).reshape(len(active), k, d)
+        weights = np.asarray(stats["weights"]).reshape(len(active), k)
+        shown = {}
+        decided = straggled  # True: the pass submitted ahead is not the next one
+        for j, r in enumerate(active):
+            s, w = sums[j].copy(), weights[j].copy()
+            if not w.any() and it == 0:
+                raise ValueError(
+                    "Sample weights must contain at least one non-zero number; got all "
+                    "zeros. Give at least one sample a positive weight.")
+            if (w == 0).any():
+                decided = True
+                self._relocate(s, w, C2[j * k:(j + 1) * k], e[j * k:(j + 1) * k], centers[r])
+            new = _average(s, w)
+            moved = _moved(new, centers[r])
+            centers[r] = new
+            n_iter[r] = it + 1
+            label = f"Run {r}, iteration" if len(centers) > 1 else "Iteration"
+            if figures:
+                inertia = flow["const"] + float(stats["inertia"][j])
+                shown = {"inertia": min(inertia, shown.get("inertia", np.inf)),
+                         "shift": max(moved, shown.get("shift", 0.0))}
+            if self.verbose:
+                print(f"{label} {it}, inertia {inertia:.6g}, center shift {moved:.6g}.")
+            if force_iter:
+                continue
+            if moved == 0:
+                done[r] = decided = True
+                self._say(f"Converged at iteration {it}: strict convergence.")
+            elif moved <= tol_abs:
+                done[r] = decided = True
+                self._say(f"Converged at iteration {it}: center shift {moved:.6g} "
+                          f"within tolerance {tol_abs:.6g}.")
+        bar.step(**shown)
+        return decided
 
     def assign(self, centers, *, return_labels):
         """Final E-step: exact inertia and cluster sizes of every run, labels if asked."""

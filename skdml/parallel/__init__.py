@@ -11,17 +11,21 @@ from ._executor import Executor, NoWorkersError, get_executor
 from ._map import Replicated, map_partitions
 from ._partitions import Partitions, Parts, persist_partitions
 from ._reduce import aggregate, allreduce, broadcast, tree_reduce
+from ._resident import Collective, ResidentLoopAborted, run_resident
 
 __all__ = [
+    "Collective",
     "Executor",
     "NoWorkersError",
     "Partitions",
     "Parts",
     "Replicated",
+    "ResidentLoopAborted",
     "aggregate",
     "allreduce",
     "broadcast",
     "CLUSTER_ERRORS",
+    "run_resident",
     "run_step",
     "get_executor",
     "map_partitions",

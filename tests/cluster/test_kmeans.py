@@ -341,16 +341,20 @@ def test_passes_submitted_ahead_give_the_client_loop_bits(c, monkeypatch, case):
     Xd = da.from_array(X, chunks=150).persist()
     sw = sw.persist() if sw is not None else None
     results = {}
-    for pipeline in (False, True):
+    for mode, pipeline, resident in (("plain", False, False), ("ahead", True, False),
+                                     ("resident", True, True)):
         monkeypatch.setattr(_kmeans, "_PIPELINE", pipeline)
-        km = KMeans(**kw).fit(Xd, sample_weight=sw)
-        results[pipeline] = (km, km.labels_.compute())
-    (plain, plain_labels), (ahead, ahead_labels) = results[False], results[True]
+        with skdml.config.set(resident=resident):
+            km = KMeans(**kw).fit(Xd, sample_weight=sw)
+        results[mode] = (km, km.labels_.compute())
+    plain, plain_labels = results["plain"]
     assert plain.n_iter_ > 2
-    assert ahead.n_iter_ == plain.n_iter_
-    assert_array_equal(ahead.cluster_centers_, plain.cluster_centers_)
-    assert ahead.inertia_ == plain.inertia_
-    assert_array_equal(ahead_labels, plain_labels)
+    for mode in ("ahead", "resident"):
+        km, labels = results[mode]
+        assert km.n_iter_ == plain.n_iter_
+        assert_array_equal(km.cluster_centers_, plain.cluster_centers_)
+        assert km.inertia_ == plain.inertia_
+        assert_array_equal(labels, plain_labels)
 
 
 def _log_passes(monkeypatch):
@@ -375,7 +379,9 @@ def _log_passes(monkeypatch):
 def test_each_pass_goes_out_before_the_last_is_read(c, monkeypatch):
     events = _log_passes(monkeypatch)
     X = _hard_data(n=600, d=4)
-    with skdml.config.set(speculative=False):  # a backup copy that wins changes the order
+    # the loop pass by pass (a resident loop submits no passes); a backup copy that wins
+    # changes the order
+    with skdml.config.set(speculative=False, resident=False):
         km = KMeans(5, init=X[:5], n_init=1, max_iter=6, tol=0).fit(
             da.from_array(X, chunks=150))
     assert km.n_iter_ == 6
