@@ -68,6 +68,7 @@ from ..parallel import (
     tree_reduce,
 )
 from ..parallel._executor import new_name
+from ..parallel._resident import ResidentLoopAborted, run_resident
 from ..parallel._partitions import aligned_block
 from . import _sgd_fused as fused
 from . import _sgd_kernels as kernels
@@ -516,6 +517,92 @@ def _validation_counts(lengths, fraction):
     return counts
 
 
+def _stopping_rule(track, score, *, tol, n_iter_no_change, adaptive, eta0, better_is_higher):
+    """scikit-learn's stopping rule after an epoch, per output: ``n_iter_no_change`` epochs
+    without an improvement of ``tol`` stop an output (its rate frozen at 0), or, with the
+    adaptive rate, divide its rate by 5 while ``eta0`` times it is above 1e-6. Updates
+    ``track`` (best, count, stopped, scale) in place; returns (all stopped, rate scales)."""
+    n_outputs = track["count"].shape[0]
+    best = track["best"]
+    if best is None:
+        best = np.full(n_outputs, -np.inf if better_is_higher else np.inf)
+    if better_is_higher:
+        worse = score < best + tol
+        best = np.maximum(best, score)
+    else:
+        worse = score > best - tol
+        best = np.minimum(best, score)
+    track["best"] = best
+    active = ~track["stopped"]
+    track["count"] = np.where(worse & active, track["count"] + 1, 0)
+    hit = active & (track["count"] >= n_iter_no_change)
+    scale = track["scale"].copy()
+    for k in np.flatnonzero(hit):
+        if adaptive and eta0 * scale[k] > 1e-6:
+            scale[k] /= 5.0
+            track["count"][k] = 0
+        else:
+            track["stopped"][k] = True
+            scale[k] = 0.0  # freeze this output, as scikit-learn stops its binary fit
+    track["scale"] = scale
+    return bool(np.all(track["stopped"])), scale
+
+
+def _resident_sgd(blocks, comm, *, state, first_epoch, max_epochs, t0, lr_scale, plan, cfg,
+                  class_weight, seed, shuffle, n_val, natural, check, check_epoch, jit, n_train,
+                  rule):
+    """The epochs of a fit on one member of a resident loop
+    (:func:`skdml.parallel.run_resident`): every round, the member's partitions run
+    ``_round_task`` from the shared state, as the round-by-round driver's tasks do, and
+    ``comm.allreduce`` sums their states across the members (the double-double sums of
+    :func:`_add_states`, so to the bits of the driver's). After each epoch every member takes
+    the driver's decisions from the same numbers: a model that is not finite ends the loop
+    (the client raises), and with ``rule`` (``tol`` set) :func:`_stopping_rule` stops it or
+    changes the outputs' rates. Returns (state, epochs run, whether the model is finite)."""
+    like = blocks[0][0]
+    state = {k: asarray_like(v, like) for k, v in state.items()}
+    one_round = plan.n_rounds == 1 or natural
+    track = {"best": None, "count": np.zeros(len(lr_scale), dtype=int),
+             "stopped": np.zeros(len(lr_scale), dtype=bool),
+             "scale": np.asarray(lr_scale, dtype=float)}
+    lr = tuple(float(v) for v in lr_scale)
+    done = 0
+    while done < max_epochs:
+        epoch = first_epoch + done
+        order_kw = dict(seed=seed, epoch=epoch, n_val=n_val, shuffle=shuffle, batch=plan.batch)
+        orders = {}
+        t = t0
+        for r in range(plan.n_rounds):
+            static = dict(spans=plan.spans(r), batch=plan.batch, t=t, lr_scale=lr, cfg=cfg,
+                          class_weight=class_weight, reset_loss=r == 0,
+                          shuffle=order_kw if one_round else None, natural=natural,
+                          clock_step=plan.clock_step(r), jit=jit,
+                          check=check if epoch == check_epoch else None)
+            local = None
+            for i, (X, y, w) in zip(comm.partitions, blocks):
+                if one_round:
+                    out = _one_round_task(X, y, w, state, partition=i, **static)
+                else:
+                    if i not in orders:
+                        orders[i] = _order_task(X, y, w, partition=i, **order_kw)
+                    out = _round_task(X, y, w, orders[i], state, partition=i, **static)
+                local = out if local is None else _add_states(local, out)
+            state = comm.allreduce(local, _add_states)
+            t += plan.advance(r)
+        done += 1
+        model = _normalized(to_host(state), cfg)
+        if not (np.all(np.isfinite(model["coef"])) and np.all(np.isfinite(model["intercept"]))):
+            return state, done, False
+        if rule is not None:
+            score = to_host(_value(state, "loss")) / max(n_train, 1)
+            stop, scale = _stopping_rule(track, score, better_is_higher=False, **rule)
+            if stop:
+                break
+            lr = tuple(float(v) for v in scale)
+        t0 += plan.epoch_advance
+    return state, done, True
+
+
 # ----------------------------------------------------------------------------------------------
 # The driver
 # ----------------------------------------------------------------------------------------------
@@ -668,6 +755,23 @@ class _SGDRun:
         job = _Epoch(self, epoch, self.initial_model(state), t0, lr_scale)
         job.restart_state = state
         return job
+
+    def run_resident(self, state, *, first_epoch, max_epochs, t0, lr_scale, n_train, rule):
+        """Every epoch as one worker-resident loop (:func:`_resident_sgd`), from the
+        client-side ``state``; (state, epochs run, whether the model is finite). Raises
+        ResidentLoopAborted when a member dies or stops answering."""
+        if self.check_values:
+            self.check_epoch = first_epoch
+        natural = not self.shuffle and not any(self.n_val)
+        out = run_resident(
+            self.parts, _resident_sgd, name="sgd-local",
+            state={k: to_host(v) for k, v in state.items()}, first_epoch=first_epoch,
+            max_epochs=max_epochs, t0=t0, lr_scale=tuple(float(v) for v in lr_scale),
+            plan=self.plan, cfg=self.cfg, class_weight=self.class_weight, seed=self.seed,
+            shuffle=self.shuffle, n_val=self.n_val, natural=natural, check=self.row_starts,
+            check_epoch=self.check_epoch, jit=bool(_config.get("jit")), n_train=n_train,
+            rule=rule)
+        return out[0]
 
     def run(self, state, *, first_epoch, max_epochs, t0, lr_scale, on_epoch):
         """Run up to ``max_epochs`` epochs from the client-side ``state``.
@@ -877,38 +981,35 @@ class _BaseSGD(BaseEstimator):
                       f"{time.perf_counter() - track['start']:.2f} seconds.")
             if tol is None:
                 return False, track["scale"]
-            best = track["best"]
-            if best is None:
-                best = np.full(n_outputs, -np.inf if better_is_higher else np.inf)
-            if better_is_higher:
-                worse = score < best + tol
-                best = np.maximum(best, score)
-            else:
-                worse = score > best - tol
-                best = np.minimum(best, score)
-            track["best"] = best
-            active = ~track["stopped"]
-            track["count"] = np.where(worse & active, track["count"] + 1, 0)
-            hit = active & (track["count"] >= self.n_iter_no_change)
-            scale = track["scale"].copy()
-            for k in np.flatnonzero(hit):
-                if self.learning_rate == "adaptive" and eta0 * scale[k] > 1e-6:
-                    scale[k] /= 5.0
-                    track["count"][k] = 0
-                else:
-                    track["stopped"][k] = True
-                    scale[k] = 0.0  # freeze this output, as scikit-learn stops its binary fit
-            track["scale"] = scale
-            if self.verbose and np.all(track["stopped"]):
+            stop, scale = _stopping_rule(track, score, better_is_higher=better_is_higher,
+                                         **rule)
+            if self.verbose and stop:
                 print(f"Convergence after {first_epoch + done} epochs took "
                       f"{time.perf_counter() - track['start']:.2f} seconds")
-            return bool(np.all(track["stopped"])), scale
+            return stop, scale
 
+        rule = dict(tol=tol, n_iter_no_change=self.n_iter_no_change,
+                    adaptive=self.learning_rate == "adaptive", eta0=eta0)
         bar = LoopProgress(max_epochs, f"{type(self).__name__} epochs", self.verbose)
         try:
-            state, n_epochs = run.run(state, first_epoch=first_epoch, max_epochs=max_epochs,
-                                      t0=t_clock, lr_scale=np.ones(n_outputs),
-                                      on_epoch=on_epoch)
+            resident = None
+            if (run.ex.distributed and _config.get("resident") and max_epochs > 1
+                    and not self.early_stopping and not self.verbose and not bar.shown):
+                try:
+                    resident = run.run_resident(
+                        state, first_epoch=first_epoch, max_epochs=max_epochs, t0=t_clock,
+                        lr_scale=np.ones(n_outputs), n_train=n_train,
+                        rule=rule if tol is not None else None)
+                except ResidentLoopAborted:
+                    resident = None  # the epochs go on round by round, from the start
+            if resident is not None:
+                state, n_epochs, finite = resident
+                if not finite:
+                    on_epoch(n_epochs, state, None)  # raises scikit-learn's overflow error
+            else:
+                state, n_epochs = run.run(state, first_epoch=first_epoch,
+                                          max_epochs=max_epochs, t0=t_clock,
+                                          lr_scale=np.ones(n_outputs), on_epoch=on_epoch)
         finally:
             bar.close()
             parts.release()

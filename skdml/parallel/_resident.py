@@ -130,11 +130,15 @@ class Collective:
         This member's place among the members (0 .. size - 1).
     size : int
         The number of members.
+    partitions : list of int
+        The indices (in the ``Partitions``) of this member's partitions, in the order of its
+        ``blocks``.
     """
 
-    def __init__(self, loop, rank, addresses, timeout):
+    def __init__(self, loop, rank, addresses, timeout, partitions=()):
         self.loop_id = loop
         self.rank = rank
+        self.partitions = list(partitions)
         self.size = len(addresses)
         self._addresses = addresses
         self._timeout = timeout
@@ -212,12 +216,12 @@ class Collective:
         return total
 
 
-def _member_task(fn, blocks, loop, rank, addresses, timeout, args, kwargs):
+def _member_task(fn, blocks, loop, rank, addresses, timeout, args, kwargs, partitions=()):
     """One member of a resident loop (runs on a worker). A member that fails calls the loop
     off on the others, so that none waits for it."""
     from distributed import get_worker
 
-    comm = Collective(loop, rank, addresses, timeout)
+    comm = Collective(loop, rank, addresses, timeout, partitions)
     comm._worker = get_worker()
     if not hasattr(comm._worker, "_skdml_mailbox"):  # pragma: no cover - plugin not there
         return _Aborted("the skdml exchange plugin is not installed on this worker")
@@ -270,7 +274,7 @@ def run_resident(parts, fn, *args, name="resident", client=None, **kwargs):
 
     ``blocks`` is the list of the member's partitions (each a tuple of its blocks, as in
     :func:`map_partitions`), ``comm`` a :class:`Collective` whose ``allreduce`` combines a
-    value across the members. ``fn`` must take the same decisions on every member from the
+    value across the members (``comm.partitions``: the partitions' indices). ``fn`` must take the same decisions on every member from the
     values it combines, so that all members run the same rounds.
 
     Parameters
@@ -310,7 +314,7 @@ def run_resident(parts, fn, *args, name="resident", client=None, **kwargs):
     for rank, (worker, idx) in enumerate(members):
         blocks = [parts.blocks[i] for i in idx]
         futures.append(ex.client.submit(
-            _member_task, fn, blocks, loop, rank, addresses, timeout, args, kwargs,
+            _member_task, fn, blocks, loop, rank, addresses, timeout, args, kwargs, idx,
             key=f"{prefix}-{rank}", workers=[worker], allow_other_workers=False, pure=False,
             retries=0))
     try:

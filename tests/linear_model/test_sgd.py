@@ -5,6 +5,7 @@ Most tests run on the session's in-process 2-worker cluster (fixture ``c``); dat
 (at most ~2000 x 64) and split into 2-3 partitions, with few epochs.
 """
 import re
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -773,8 +774,9 @@ def test_labels_that_are_their_own_indices_are_not_copied():
 
 
 def test_large_starting_model_is_copied_to_the_workers_first(c, monkeypatch):
-    # above _LITERAL_MODEL_BYTES the model is broadcast (one task per worker) instead of
-    # travelling inside every task of the first round; the fit is the same either way
+    # round by round, above _LITERAL_MODEL_BYTES the model is broadcast (one task per
+    # worker) instead of travelling inside every task of the first round; the fit is the same
+    # either way (a resident loop takes the model inside its one task per worker thread)
     from skdml.linear_model import _sgd
 
     Xtr, Xte, ytr, yte = problem("blobs2")
@@ -782,7 +784,8 @@ def test_large_starting_model_is_copied_to_the_workers_first(c, monkeypatch):
     small = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
     monkeypatch.setattr(_sgd, "_LITERAL_MODEL_BYTES", 0)
     copies = _model_copies(c)
-    large = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
+    with skdml.config.set(resident=False):
+        large = SGDClassifier(**kw).fit(_dask(Xtr), ytr)
     assert _model_copies(c) > copies
     assert_array_equal(large.coef_, small.coef_)
     assert_array_equal(large.intercept_, small.intercept_)
@@ -801,3 +804,63 @@ def test_refit_on_the_persisted_input_reuses_no_key_of_the_lazy_fit(c, caplog):
         second = SGDClassifier(max_iter=2, tol=None, random_state=0).fit(Xp, yp)
     assert "different `run_spec`" not in caplog.text
     assert_array_equal(first.coef_, second.coef_)
+
+
+def _fit_resident_and_round_by_round(estimator, X, y, sample_weight=None, **kw):
+    models = {}
+    for resident in (True, False):
+        with skdml.config.set(resident=resident):
+            models[resident] = estimator(**kw).fit(X, y, sample_weight=sample_weight)
+    return models[True], models[False]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(max_iter=4, tol=None),
+    dict(max_iter=40, tol=1e-3, n_iter_no_change=2),  # stops early
+    dict(max_iter=12, tol=1e-3, n_iter_no_change=2, learning_rate="adaptive", eta0=0.05),
+    dict(max_iter=3, tol=None, average=True, penalty="elasticnet"),
+    dict(max_iter=3, tol=None, sync_every=4),  # several rounds an epoch
+    dict(max_iter=3, tol=None, shuffle=False),
+    dict(max_iter=3, tol=None, shuffle=True, class_weight="balanced"),
+], ids=["plain", "tol", "adaptive", "average-elasticnet", "rounds", "no-shuffle", "weights"])
+def test_resident_epochs_give_the_round_by_round_bits(c, kw):
+    # On a cluster the epochs run as a worker-resident loop; every member takes the driver's
+    # decisions (stopping, adaptive rates) from the same sums, so the model is the same to the
+    # bit, epochs included.
+    X, y = make_classification(n_samples=1200, n_features=8, n_informative=5, n_classes=3,
+                               random_state=0)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y)) if "class_weight" in kw else None
+    kw = dict(random_state=0, batch_size=16, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res, rnd = _fit_resident_and_round_by_round(
+            SGDClassifier, _dask(X, 4), _dask(y, 4),
+            sample_weight=None if sw is None else _dask(sw, 4), **kw)
+    if kw.get("tol") is not None and "learning_rate" not in kw:
+        assert rnd.n_iter_ < kw["max_iter"]
+    assert res.n_iter_ == rnd.n_iter_
+    assert res.t_ == rnd.t_
+    assert_array_equal(res.coef_, rnd.coef_)
+    assert_array_equal(res.intercept_, rnd.intercept_)
+
+
+def test_resident_epochs_regressor(c):
+    X, y = make_regression(n_samples=800, n_features=6, noise=1.0, random_state=0)
+    res, rnd = _fit_resident_and_round_by_round(
+        SGDRegressor, _dask(X, 4), _dask(y, 4), max_iter=100, tol=1e-1, random_state=0)
+    assert res.n_iter_ == rnd.n_iter_ < 100
+    assert_array_equal(res.coef_, rnd.coef_)
+    assert_array_equal(res.intercept_, rnd.intercept_)
+
+
+def test_resident_epochs_report_overflow_like_scikit_learn(c):
+    X, y = make_regression(n_samples=400, n_features=4, random_state=0)
+    Xd = _dask(X * 1e150, 2)
+    messages = []
+    for resident in (True, False):
+        with skdml.config.set(resident=resident), pytest.raises(
+                ValueError, match="Floating-point under-/overflow occurred at epoch") as err:
+            SGDRegressor(max_iter=3, tol=None, eta0=1.0, learning_rate="constant",
+                         random_state=0).fit(Xd, _dask(y, 2))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]

@@ -86,9 +86,12 @@ def _fit_killing_a_worker(client, data, delay):
     return result["model"]
 
 
-def test_worker_killed_mid_fit(pc, data, reference):
-    """Dask recomputes the lost partitions and models from lineage; the fit goes on."""
-    model = _fit_killing_a_worker(pc, data, delay=0.3)
+@pytest.mark.parametrize("resident", [True, False])
+def test_worker_killed_mid_fit(pc, data, reference, resident):
+    """Dask recomputes the lost partitions and models from lineage; the fit goes on (a
+    resident loop that loses a member ends, and the fit goes on round by round)."""
+    with skdml.config.set(resident=resident):
+        model = _fit_killing_a_worker(pc, data, delay=0.3)
     assert model.n_iter_ == PARAMS["max_iter"]
     assert_array_equal(model.coef_, reference.coef_)
     X, y = data
@@ -96,8 +99,8 @@ def test_worker_killed_mid_fit(pc, data, reference):
 
 
 def test_killed_worker_error_redoes_the_epoch(pc, data, reference, caplog):
-    """With allowed-failures=0 the kill surfaces as KilledWorker; the driver redoes the epoch
-    from the model it holds (run_step) instead of failing the fit."""
+    """With allowed-failures=0 the kill surfaces as KilledWorker; the round-by-round driver
+    redoes the epoch from the model it holds (run_step) instead of failing the fit."""
     def set_allowed(dask_scheduler, n):
         old = dask_scheduler.allowed_failures
         dask_scheduler.allowed_failures = n
@@ -105,7 +108,8 @@ def test_killed_worker_error_redoes_the_epoch(pc, data, reference, caplog):
 
     old = pc.run_on_scheduler(set_allowed, n=0)
     try:
-        with caplog.at_level(logging.WARNING, logger="skdml"):
+        with caplog.at_level(logging.WARNING, logger="skdml"), \
+                skdml.config.set(resident=False):
             model = _fit_killing_a_worker(pc, data, delay=0.3)
     finally:
         pc.run_on_scheduler(set_allowed, n=old)
