@@ -993,7 +993,12 @@ class _BaseSGD(BaseEstimator):
         bar = LoopProgress(max_epochs, f"{type(self).__name__} epochs", self.verbose)
         try:
             resident = None
-            if (run.ex.distributed and _config.get("resident") and max_epochs > 1
+            state_bytes = sum(np.asarray(to_host(v)).nbytes for v in state.values())
+            # a resident loop sends each member's whole state to every other member: for a
+            # large model on three or more workers the sharded allreduce moves less
+            small = (state_bytes < _config.get("allreduce_shard_threshold")
+                     or len(set(parts.workers)) <= 2)
+            if (run.ex.distributed and _config.get("resident") and max_epochs > 1 and small
                     and not self.early_stopping and not self.verbose and not bar.shown):
                 try:
                     resident = run.run_resident(

@@ -202,7 +202,9 @@ class Collective:
         """``op`` folded over every member's ``value``, in rank order, on every member.
 
         ``op(a, b)`` must be associative; every member gets the same bits. Each member sends
-        its value to every other member (the values of a resident loop are small model state).
+        its value to every other member, so each sends and receives ``size - 1`` copies: meant
+        for small model state (callers keep large values on three or more workers to
+        :func:`~skdml.parallel.allreduce`, whose sharded path moves about twice the value).
         """
         r = next(self._round)
         for rank in range(self.size):
