@@ -360,7 +360,6 @@ def _call_off_members(ex, loop, addresses, reason):
         logger.debug("skdml: could not call off resident loop %s", loop, exc_info=True)
 
 
-
 def _collect(ex, futures, addresses):
     """The members' results, or ResidentLoopAborted as soon as one gives up or fails, or
     when a member's worker leaves the cluster (its task could then never run).
@@ -395,63 +394,3 @@ def _collect(ex, futures, addresses):
         alive = set(ex.client.scheduler_info(n_workers=-1)["workers"])
         if any(a not in alive for a in addresses):
             raise ResidentLoopAborted("a member's worker left the cluster")
-
-
-def _raise_member_error(futures, timeout=5.0):
-    """Raise the error of the member that failed (it raises right after calling the loop off;
-    give it ``timeout`` seconds to do so)."""
-    from distributed import wait
-    from distributed.utils import TimeoutError as DaskTimeoutError
-
-    try:
-        wait(futures, timeout=timeout, return_when="ALL_COMPLETED")
-    except (DaskTimeoutError, TimeoutError):
-        pass
-    for f in futures:
-        if f.status == "error" and not isinstance(f.exception(), CLUSTER_ERRORS):
-            f.result()
-
-
-def _call_off_members(ex, loop, addresses, reason):
-    """Tell the members still running (if any) to stop waiting for the others."""
-    try:
-        alive = set(ex.client.scheduler_info(n_workers=-1)["workers"])
-        targets = [a for a in dict.fromkeys(addresses) if a in alive]
-        if targets:
-            ex.client.run(_call_off, loop, reason, workers=targets, wait=False)
-    except Exception:  # noqa: BLE001 - best effort: members also stop on their own
-        logger.debug("skdml: could not call off resident loop %s", loop, exc_info=True)
-
-
-
-def _collect(ex, futures, addresses):
-    """The members' results, or ResidentLoopAborted as soon as one gives up or fails, or
-    when a member's worker leaves the cluster (its task could then never run)."""
-    from distributed import wait
-    from distributed.utils import TimeoutError as DaskTimeoutError
-
-    pending = set(futures)
-    while pending:
-        try:
-            done, pending = wait(list(pending), timeout=PING_INTERVAL * 4,
-                                 return_when="FIRST_COMPLETED")
-        except (DaskTimeoutError, TimeoutError):
-            done = ()
-        for f in done:
-            if f.status == "error":
-                exc = f.exception()
-                if isinstance(exc, CLUSTER_ERRORS):
-                    raise ResidentLoopAborted(f"a member failed: {exc!r}")
-                f.result()  # the member's own error (e.g. in the loop's function)
-            if f.status != "finished":
-                raise ResidentLoopAborted(f"a member's task was {f.status}")
-            out = f.result()
-            if isinstance(out, _Aborted):
-                if _FAILED in out.reason:  # the failing member's own error is the one to raise
-                    _raise_member_error(futures)
-                raise ResidentLoopAborted(out.reason)
-        if pending:
-            alive = set(ex.client.scheduler_info(n_workers=-1)["workers"])
-            if any(a not in alive for a in addresses):
-                raise ResidentLoopAborted("a member's worker left the cluster")
-    return [f.result() for f in futures]
