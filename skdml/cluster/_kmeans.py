@@ -54,11 +54,12 @@ from ..parallel import (
     allreduce,
     get_executor,
     map_partitions,
+    ResidentLoopAborted,
     persist_partitions,
+    run_resident,
     run_step,
 )
 from ..parallel._executor import new_name
-from ..parallel._resident import ResidentLoopAborted, run_resident
 from . import _kmeans_fused as F
 from . import _kmeans_kernels as K
 

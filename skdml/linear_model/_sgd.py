@@ -58,17 +58,18 @@ from .._validation import (
 from ..parallel import (
     CLUSTER_ERRORS,
     Partitions,
+    ResidentLoopAborted,
     aggregate,
     allreduce,
     broadcast,
     get_executor,
     map_partitions,
     persist_partitions,
+    run_resident,
     run_step,
     tree_reduce,
 )
 from ..parallel._executor import new_name
-from ..parallel._resident import ResidentLoopAborted, run_resident
 from ..parallel._partitions import aligned_block
 from . import _sgd_fused as fused
 from . import _sgd_kernels as kernels

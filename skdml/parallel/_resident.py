@@ -276,8 +276,9 @@ def run_resident(parts, fn, *args, name="resident", client=None, **kwargs):
 
     ``blocks`` is the list of the member's partitions (each a tuple of its blocks, as in
     :func:`map_partitions`), ``comm`` a :class:`Collective` whose ``allreduce`` combines a
-    value across the members (``comm.partitions``: the partitions' indices). ``fn`` must take the same decisions on every member from the
-    values it combines, so that all members run the same rounds.
+    value across the members (``comm.partitions``: the partitions' indices). ``fn`` must
+    take the same decisions on every member from the values it combines, so that all members
+    run the same rounds.
 
     Parameters
     ----------
@@ -297,10 +298,35 @@ def run_resident(parts, fn, *args, name="resident", client=None, **kwargs):
 
     Raises
     ------
+    TypeError
+        ``fn`` is not callable, or ``parts`` is not a ``Partitions``.
     ResidentLoopAborted
         A member died or stopped answering, or the partitions' workers are not known, or there
         is no distributed Client (the caller goes on with its driver loop).
+
+    Examples
+    --------
+    Three rounds of a running sum of every partition's total, on every member:
+
+    >>> import numpy as np, dask.array as da
+    >>> from distributed import Client, LocalCluster
+    >>> from skdml.parallel import persist_partitions, run_resident
+    >>> def rounds(blocks, comm, n_rounds):  # module level in real code
+    ...     local = sum(float(X.sum()) for (X,) in blocks)
+    ...     return [float(comm.allreduce(np.array([local]), np.add)[0]) * (r + 1)
+    ...             for r in range(n_rounds)]
+    >>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster, \\
+    ...         Client(cluster):
+    ...     parts = persist_partitions(da.ones((8, 2), chunks=(2, 2)))
+    ...     run_resident(parts, rounds, 3)  # doctest: +SKIP
+    [[16.0, 32.0, 48.0], [16.0, 32.0, 48.0]]
     """
+    if not callable(fn):
+        raise TypeError(f"run_resident needs a function to run on each member; got {fn!r}.")
+    if not (hasattr(parts, "groups") and hasattr(parts, "blocks")):
+        raise TypeError(
+            "run_resident needs the Partitions that persist_partitions returns (it must know "
+            f"which worker holds each partition); got {type(parts).__name__}.")
     ex = get_executor(client)
     if not ex.distributed:
         raise ResidentLoopAborted("resident loops need a distributed Client")

@@ -82,3 +82,11 @@ def test_needs_a_distributed_client():
     parts = persist_partitions(da.ones((4, 2), chunks=(2, 2)))
     with pytest.raises(ResidentLoopAborted, match="distributed Client"):
         run_resident(parts, _rounds, n_rounds=1)
+
+
+def test_bad_arguments_are_refused_with_a_clear_error(c):
+    parts = persist_partitions(da.ones((4, 2), chunks=(2, 2)))
+    with pytest.raises(TypeError, match="needs a function"):
+        run_resident(parts, "not a function")
+    with pytest.raises(TypeError, match="Partitions that persist_partitions returns"):
+        run_resident([da.ones(3)], _rounds, n_rounds=1)
