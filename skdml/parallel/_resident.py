@@ -20,7 +20,10 @@ What this gives up, and how it is made safe:
   :data:`PING_INTERVAL` seconds and gives up on one that is alive but silent after the
   ``timeout`` setting ``resident_timeout`` (a peer whose worker is busy with other work);
 * every member combines the same values in the same order (by rank), so all members see the
-  same bits and take the same decisions without asking anyone.
+  same bits and take the same decisions without asking anyone;
+* a member leaves its worker's thread pool once it starts (distributed's ``secede``), so two
+  loops that share workers (two fits at once) never wait for a thread that the other loop's
+  member holds while it waits in turn.
 """
 from __future__ import annotations
 
@@ -221,12 +224,15 @@ class Collective:
 def _member_task(fn, blocks, loop, rank, addresses, timeout, args, kwargs, partitions=()):
     """One member of a resident loop (runs on a worker). A member that fails calls the loop
     off on the others, so that none waits for it."""
-    from distributed import get_worker
+    from distributed import get_worker, secede
 
     comm = Collective(loop, rank, addresses, timeout, partitions)
     comm._worker = get_worker()
     if not hasattr(comm._worker, "_skdml_mailbox"):  # pragma: no cover - plugin not there
         return _Aborted("the skdml exchange plugin is not installed on this worker")
+    # leave the worker's thread pool: a member waits for the others, and two loops sharing
+    # the workers (two fits at once) must not each hold a thread the other's member needs
+    secede()
     try:
         return fn(blocks, comm, *args, **kwargs)
     except ResidentLoopAborted as exc:
