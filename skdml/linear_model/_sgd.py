@@ -518,6 +518,12 @@ def _validation_counts(lengths, fraction):
     return counts
 
 
+def _is_finite(model):
+    """Whether a normalized model's coefficients and intercepts are all finite (a fit that
+    overflowed is reported after the epoch, as scikit-learn does)."""
+    return bool(np.all(np.isfinite(model["coef"])) and np.all(np.isfinite(model["intercept"])))
+
+
 def _stopping_rule(track, score, *, tol, n_iter_no_change, adaptive, eta0, better_is_higher):
     """scikit-learn's stopping rule after an epoch, per output: ``n_iter_no_change`` epochs
     without an improvement of ``tol`` stop an output (its rate frozen at 0), or, with the
@@ -591,8 +597,7 @@ def _resident_sgd(blocks, comm, *, state, first_epoch, max_epochs, t0, lr_scale,
             state = comm.allreduce(local, _add_states)
             t += plan.advance(r)
         done += 1
-        model = _normalized(to_host(state), cfg)
-        if not (np.all(np.isfinite(model["coef"])) and np.all(np.isfinite(model["intercept"]))):
+        if not _is_finite(_normalized(to_host(state), cfg)):
             return state, done, False
         if rule is not None:
             score = to_host(_value(state, "loss")) / max(n_train, 1)
@@ -957,7 +962,7 @@ class _BaseSGD(BaseEstimator):
         def on_epoch(done, st, val):
             model = _normalized(to_host(st), cfg)
             coef, intercept = model["coef"], model["intercept"]
-            if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            if not _is_finite(model):
                 raise ValueError(
                     f"Floating-point under-/overflow occurred at epoch #{first_epoch + done}. "
                     "Scaling input data with StandardScaler or MinMaxScaler might help."
