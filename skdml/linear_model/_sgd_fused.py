@@ -378,13 +378,15 @@ def _expand_runs(starts, run, m, out):
     return j
 
 
-def expand_runs(starts, run, m):
+def expand_runs(starts, run, m, out=None):
     """The positions of the runs ``starts[i] .. starts[i] + run - 1`` in the given order, less
-    those outside ``[0, m)``, as one int64 array (no temporaries of its size)."""
+    those outside ``[0, m)``, as one int64 array (no temporaries of its size): a view of
+    ``out`` when given (a 1-D int64 NumPy array of at least ``m`` elements), else a new one."""
     if _expand_runs is None:  # pragma: no cover - without Numba
         pos = (starts[:, None] + np.arange(run, dtype=starts.dtype)[None, :]).ravel()
         return pos[(pos >= 0) & (pos < m)].astype(np.int64)
-    out = np.empty(m, dtype=np.int64)
+    if out is None or out.dtype != np.int64 or out.ndim != 1 or out.shape[0] < m:
+        out = np.empty(m, dtype=np.int64)
     n = _expand_runs(np.ascontiguousarray(starts, dtype=np.int64), int(run), int(m), out)
     return out[:n]
 
@@ -418,10 +420,13 @@ def _schedule(n_rows, batch_size, t, cfg, clock_step, curvature, mean_weight):
     n_batches = -(-n_rows // batch_size)
     base = np.empty(n_batches)
     frac = np.zeros(n_batches)
+    caps = {}  # the cap depends only on the batch's size: every batch but the last share one
     for b in range(n_batches):
         m = min(batch_size, n_rows - b * batch_size)
-        base[b] = min(kernels.base_learning_rate(cfg, t),
-                      kernels.rate_cap(m, curvature, cfg, mean_weight))
+        cap = caps.get(m)
+        if cap is None:
+            cap = caps[m] = kernels.rate_cap(m, curvature, cfg, mean_weight)
+        base[b] = min(kernels.base_learning_rate(cfg, t), cap)
         step = m if clock_step is None else clock_step
         if cfg.average:
             done = max(0.0, t - cfg.average)
