@@ -416,8 +416,28 @@ def usable(X, y, cfg, jit=None):
 
 def _schedule(n_rows, batch_size, t, cfg, clock_step, curvature, mean_weight):
     """Per-batch base learning rate and averaging fraction, and the clock after the last
-    batch: the reference's per-batch scalars, computed ahead."""
+    batch: the reference's per-batch scalars, computed ahead.
+
+    Without averaging, and for the rates that are sums, products and quotients of the clock
+    ("optimal", "constant", "adaptive"), as array operations that give the loop's bits (the
+    clock is accumulated left to right like the loop's ``t += step``): the loop cost 0.5 ms
+    per 250 batches, a fortieth of a round's kernel.
+    """
     n_batches = -(-n_rows // batch_size)
+    if not cfg.average and cfg.learning_rate in ("optimal", "constant", "adaptive"):
+        last = n_rows - (n_batches - 1) * batch_size
+        steps = np.full(n_batches + 1, float(batch_size if clock_step is None else clock_step))
+        steps[0] = t
+        if clock_step is None:
+            steps[-1] = last
+        clock = np.add.accumulate(steps)
+        if cfg.learning_rate == "optimal":
+            rate = 1.0 / (cfg.alpha * (cfg.optimal_init + clock[:-1] - 1.0))
+        else:
+            rate = np.full(n_batches, kernels.base_learning_rate(cfg, t))
+        caps = np.full(n_batches, kernels.rate_cap(batch_size, curvature, cfg, mean_weight))
+        caps[-1] = kernels.rate_cap(last, curvature, cfg, mean_weight)
+        return np.minimum(rate, caps), np.zeros(n_batches), float(clock[-1])
     base = np.empty(n_batches)
     frac = np.zeros(n_batches)
     caps = {}  # the cap depends only on the batch's size: every batch but the last share one

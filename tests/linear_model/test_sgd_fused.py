@@ -263,3 +263,27 @@ def test_epoch_order_is_built_in_one_array():
         peak = _least_peak(lambda: _order_task(X, None, None, **kw))
         assert np.array_equal(np.sort(order), np.arange(n))
         assert peak < 1.2 * order.nbytes, (shuffle, peak)
+
+
+@pytest.mark.parametrize("learning_rate", ["optimal", "constant", "adaptive"])
+def test_array_schedule_gives_the_loops_bits(learning_rate):
+    # without averaging the per-batch rates are computed as arrays; they must be the bits of
+    # the reference's per-batch scalars (base_learning_rate, rate_cap, t += step)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        cfg = K.SGDConfig(loss="log_loss", learning_rate=learning_rate,
+                          alpha=float(10 ** rng.uniform(-7, -1)), eta0=float(rng.uniform(0.01, 1)))
+        n_rows, batch = int(rng.integers(1, 3000)), int(rng.integers(1, 400))
+        t = float(rng.choice([1.0, rng.uniform(1, 1e6)]))
+        step = None if rng.random() < 0.5 else float(rng.uniform(0.1, 500))
+        curvature, mean_weight = float(rng.uniform(0.01, 100)), float(rng.uniform(0.5, 2))
+        base, frac, t_end = fused._schedule(n_rows, batch, t, cfg, step, curvature, mean_weight)
+        expected = []
+        for b in range(-(-n_rows // batch)):
+            m = min(batch, n_rows - b * batch)
+            expected.append(min(K.base_learning_rate(cfg, t),
+                                K.rate_cap(m, curvature, cfg, mean_weight)))
+            t += m if step is None else step
+        assert_array_equal(base, expected)
+        assert not frac.any()
+        assert t_end == t
