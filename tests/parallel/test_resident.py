@@ -39,6 +39,24 @@ def test_members_combine_their_values_and_agree(c):
         assert seen == [total, 2 * total, 3 * total]
 
 
+def _where(blocks, comm):
+    from distributed import get_worker
+
+    comm.allreduce(np.zeros(1), np.add)
+    return get_worker().address, list(comm.partitions)
+
+
+def test_each_member_runs_where_its_partitions_are(c):
+    # the members are submitted together, each pinned to the worker holding its partitions
+    X = da.arange(40.0, chunks=5).reshape(40, 1).rechunk((5, 1))
+    parts = persist_partitions(X)
+    for _ in range(3):
+        out = run_resident(parts, _where, name="test-where")
+        assert len(out) == 2 and len({w for w, _ in out}) == 2
+        for worker, partitions in out:
+            assert partitions and all(parts.workers[i] == worker for i in partitions)
+
+
 def test_several_members_on_one_worker():
     # two threads on one worker: two members, whose values pass through the mailbox directly
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
