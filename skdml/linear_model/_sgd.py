@@ -169,7 +169,12 @@ def _index_array(rows, X):
 
 
 #: ``shuffle="batches"``: each mini-batch is made of about this many runs of consecutive rows.
-RUNS_PER_BATCH = 16
+#: Fewer, longer runs read faster (every jump to a random place of a large partition costs
+#: about a microsecond here, whatever is prefetched); more runs mix a batch better. Measured
+#: on the 1,000,000 x 100 benchmark (two workers, 4 x 3 fits each, interleaved): 5-epoch fit
+#: 0.289 s with 16 runs of 64 rows, 0.270 s with 8 runs of 128, 0.272 s with 4 of 256, test
+#: accuracy 0.8734-0.8735 for all; the sorted-rows test passes with 8.
+RUNS_PER_BATCH = 8
 
 
 def _batch_order(m, batch, rng, out=None):
@@ -1220,9 +1225,9 @@ class SGDClassifier(ClassifierMixin, _BaseSGD):
     shuffle : 'batches' or bool, default='batches'
         How each partition's rows are ordered every epoch (deterministically, from
         ``random_state``, the epoch and the partition; rows never move between partitions).
-        'batches': the partition is cut into runs of ``batch_size // 16`` consecutive rows
+        'batches': the partition is cut into runs of ``batch_size // 8`` consecutive rows
         (on a grid shifted by a random offset) visited in a random order, so each mini-batch
-        is about 16 runs from random places; runs are read at the memory's bandwidth, random
+        is about 8 runs from random places; runs are read at the memory's bandwidth, random
         rows at its latency, so an epoch takes 58-77% of the time it takes with True, for
         the same accuracy on the benchmarks. True: every row in a fresh random order
         (scikit-learn's shuffle). False: the stored order.
@@ -1713,7 +1718,7 @@ class SGDRegressor(RegressorMixin, _BaseSGD):
         Stopping tolerance on the epoch's objective (or validation R^2 with
         ``early_stopping``); None never stops early.
     shuffle : 'batches' or bool, default='batches'
-        'batches': runs of ``batch_size // 16`` consecutive rows of each partition in a fresh
+        'batches': runs of ``batch_size // 8`` consecutive rows of each partition in a fresh
         random order every epoch (see :class:`SGDClassifier`); True: every row in a fresh
         random order (scikit-learn's shuffle); False: the stored order.
     verbose : int, default=0

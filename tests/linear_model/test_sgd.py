@@ -240,7 +240,7 @@ def test_row_shuffle_accuracy_matches_sklearn(name, loss):
 
 def test_batches_shuffle_on_rows_sorted_by_label(c):
     """Rows stored sorted by class, 64-row mini-batches: with shuffle="batches" each batch is
-    16 runs of 4 rows from random places, so the batches mix the classes and it is as accurate
+    8 runs of 8 rows from random places, so the batches mix the classes and it is as accurate
     as a full shuffle; without any shuffle the batches hold one class each. (Both shuffles stay
     within partitions, which here hold different classes: neither reaches scikit-learn's
     accuracy on this layout.)"""
