@@ -99,7 +99,9 @@ if numba is not None:
 #: buffer) are requested this many rows early: a jump to a new run, or a random row, would
 #: otherwise wait for memory. Measured on one 250,000 x 100 float64 partition (log_loss, one
 #: thread, medians of 6): "batches" 24.0 -> 21.4 ms (two concurrent kernels 25.8 -> 22.4 ms),
-#: shuffle=True 51.1 -> 42.3 ms; 2 and 8 rows ahead gave about the same.
+#: shuffle=True 51.1 -> 42.3 ms; 2 and 8 rows ahead gave about the same. Measured again (2026-11,
+#: "batches" only): 18.8 ms without, 19.6 with, within the noise; prefetching whole runs ahead
+#: (up to 64 rows) did not help either.
 _AHEAD = 4
 
 #: The log loss of this many rows is summed as the logarithm of a product (one ``log`` call
